@@ -1,0 +1,71 @@
+#!/usr/bin/env python
+"""Evaluates a checkpoint: top-1 and top-5 accuracy over a whole dataset split.
+
+    python eval_image_classifier.py --checkpoint_path=/tmp/train --dataset_name=digits \
+        --dataset_dir=/tmp/digits --dataset_split_name=test --model_name=lenet
+"""
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from images import evaluation, training  # noqa: E402
+
+flags.DEFINE_string("checkpoint_path", None, "Checkpoint file, or a folder (its latest).")
+flags.DEFINE_string("model_name", None, "Network registry name.")
+flags.DEFINE_string("dataset_name", None, "Dataset registry name.")
+flags.DEFINE_string("dataset_dir", None, "Folder of the TFRecord files.")
+flags.DEFINE_string("dataset_split_name", "test", "Split to evaluate.")
+flags.DEFINE_string("eval_dir", None, "Where the summary goes (default: <checkpoint "
+                    "folder>/eval_<split>).")
+flags.DEFINE_integer("batch_size", 100, "Examples per batch.")
+flags.DEFINE_integer("eval_image_size", None, "Input side; defaults to the model's.")
+flags.DEFINE_string("preprocessing_name", None, "Defaults to the model's.")
+flags.DEFINE_integer("num_classes", None, "Classes of the mock dataset.")
+flags.DEFINE_integer("labels_offset", None, "Subtracted from stored labels; defaults to the "
+                     "dataset's.")
+flags.DEFINE_boolean("use_grayscale", False, "Convert images to one channel, as in training.")
+flags.DEFINE_integer("max_num_batches", None, "Evaluate at most this many batches.")
+flags.DEFINE_float("moving_average_decay", None, "Evaluate the weights' moving averages kept "
+                   "with this decay during training.")
+flags.DEFINE_integer("num_preprocessing_threads", 4, "Parallel decode calls.")
+flags.DEFINE_string("output_json", None, "Also write the result as JSON to this file.")
+flags.mark_flags_as_required(["checkpoint_path", "model_name", "dataset_name"])
+flags.register_validator("batch_size", lambda v: v > 0, message="--batch_size must be > 0")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    training.setup_logging()
+    eval_dir = FLAGS.eval_dir
+    if eval_dir is None:
+        base = FLAGS.checkpoint_path if os.path.isdir(FLAGS.checkpoint_path) else (
+            os.path.dirname(FLAGS.checkpoint_path))
+        eval_dir = os.path.join(base, "eval_" + FLAGS.dataset_split_name)
+    try:
+        result = evaluation.evaluate(
+            FLAGS.checkpoint_path, FLAGS.model_name, FLAGS.dataset_name,
+            dataset_dir=FLAGS.dataset_dir, split_name=FLAGS.dataset_split_name,
+            batch_size=FLAGS.batch_size, image_size=FLAGS.eval_image_size,
+            preprocessing_name=FLAGS.preprocessing_name, num_classes=FLAGS.num_classes,
+            labels_offset=FLAGS.labels_offset, use_grayscale=FLAGS.use_grayscale,
+            max_num_batches=FLAGS.max_num_batches, eval_dir=eval_dir,
+            moving_average_decay=FLAGS.moving_average_decay,
+            num_preprocessing_threads=FLAGS.num_preprocessing_threads)
+    except (ValueError, FileNotFoundError) as e:
+        training.log.error("%s", e)
+        return 2
+    print("eval/%s top1=%.4f top5=%.4f over %d examples (checkpoint %s, step %d)"
+          % (FLAGS.dataset_split_name, result["top1"], result["top5"], result["count"],
+             result["checkpoint"], result["global_step"]))
+    if FLAGS.output_json:
+        with open(FLAGS.output_json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

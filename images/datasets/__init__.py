@@ -1,0 +1,1 @@
+"""Datasets: one registry (:mod:`images.datasets.dataset_factory`), converters, the tf.data pipeline."""

@@ -1,0 +1,1 @@
+"""Networks: one folder per family, one registry (:mod:`images.models.model_factory`)."""

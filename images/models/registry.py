@@ -1,0 +1,72 @@
+"""The network registry: one :class:`ModelRecord` per model name.
+
+Family packages call :func:`register` at import time; :mod:`images.models.model_factory` imports
+every family and is the public entry point.
+"""
+import dataclasses
+import fnmatch
+from typing import Callable, Dict, List, Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRecord:
+    """Everything the trainer needs to know about one network.
+
+    Attributes:
+      name: registry name, e.g. ``resnet_v1_50``.
+      network_fn: ``fn(images, num_classes, is_training, **kwargs) -> (logits, end_points)``.
+        With ``num_classes`` 0 or None it returns the pooled features ``[batch, depth]`` instead.
+      arg_scope_fn: ``fn(weight_decay=...) -> arg_scope`` with the network's hyper-parameters.
+      default_image_size: input side length the network was designed for.
+      preprocessing_name: key into the preprocessing registry.
+      has_aux_logits: whether ``end_points`` carries ``AuxLogits`` in training.
+      flops: forward multiply-adds per image at ``default_image_size`` with the default classifier
+        (the figure papers quote); training costs about 3x this in multiply-adds.
+      default_num_classes: class count of the published checkpoint (1000 or 1001).
+      family: folder under ``images/models``.
+      heavy: large networks that tests may run at a reduced input size.
+      min_image_size: smallest input side the architecture accepts.
+      arg_scope_kwargs: which optional keyword arguments ``network_fn`` accepts
+        (``dropout_keep_prob``, ``global_pool``, ``spatial_squeeze``).
+    """
+    name: str
+    network_fn: Callable
+    arg_scope_fn: Callable
+    default_image_size: int
+    preprocessing_name: str
+    has_aux_logits: bool = False
+    flops: float = 0.0
+    default_num_classes: int = 1000
+    family: str = ""
+    heavy: bool = False
+    min_image_size: Optional[int] = None
+    supported_kwargs: tuple = ("dropout_keep_prob",)
+
+
+_REGISTRY: Dict[str, ModelRecord] = {}
+
+
+def register(record: ModelRecord) -> ModelRecord:
+    """Adds ``record`` to the registry; a second record under the same name is an error."""
+    if record.name in _REGISTRY:
+        raise ValueError("model %r is registered twice" % record.name)
+    _REGISTRY[record.name] = record
+    return record
+
+
+def get_record(name: str) -> ModelRecord:
+    """Returns the record of ``name``.
+
+    Raises:
+      ValueError: the name is unknown; the message lists every valid name.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError("unknown model_name %r; valid names: %s"
+                         % (name, ", ".join(sorted(_REGISTRY)))) from None
+
+
+def list_models(pattern: str = "*") -> List[str]:
+    """Sorted registered names matching the shell-style ``pattern`` (e.g. ``'resnet_v1_*'``)."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))

@@ -1,0 +1,1 @@
+"""Image preprocessing: one registry (:mod:`images.preprocessing.preprocessing_factory`)."""

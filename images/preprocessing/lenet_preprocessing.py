@@ -1,0 +1,17 @@
+"""LeNet preprocessing: resize to the input size and scale pixels to [-1, 1) (no augmentation)."""
+import tensorflow.compat.v1 as tf
+
+
+def preprocess_image(image, output_height, output_width, is_training=False):
+    """Resizes ``image`` to ``output_height`` x ``output_width`` and maps [0, 255] to [-1, 1).
+
+    TF-slim crops or pads MNIST's 28x28 images, which are already the right size; resizing is the
+    same for them and also serves smaller inputs such as the 8x8 digits.
+    ``is_training`` is accepted for the common signature; LeNet uses no augmentation.
+    """
+    del is_training
+    image = tf.cast(image, tf.float32)
+    image = tf.image.resize(image, [output_height, output_width],
+                            method=tf.image.ResizeMethod.BILINEAR)
+    image = (image - 128.0) / 128.0
+    return tf.ensure_shape(image, [output_height, output_width, None])

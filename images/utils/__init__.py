@@ -1,0 +1,1 @@
+"""Training utilities: learning rates, optimizers, losses, hooks, checkpoints, Horovod glue."""

@@ -1,0 +1,226 @@
+#!/usr/bin/env python
+"""Trains an image classifier: ``python train_image_classifiers.py --model_name=... [flags]``.
+
+Single process, or data parallel under ``horovodrun -np N [-H host1:4,host2:4] python
+train_image_classifiers.py ...``.  Checkpoints, TensorBoard summaries, profiles and the resolved
+flags go to ``--train_dir``; a checkpoint already there is resumed.  See README for examples.
+"""
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+import flags as flag_defs  # noqa: E402,F401  (defines the flags)
+from images.datasets import dataset_factory  # noqa: E402
+from images.models import model_factory  # noqa: E402
+from images.preprocessing import preprocessing_factory  # noqa: E402
+from images import training  # noqa: E402
+from images.utils import distributed, hooks as hooks_lib, learning_rate as lr_lib  # noqa: E402
+from images.utils import losses, optimizers, precision, warm_start  # noqa: E402
+
+FLAGS = flag_defs.FLAGS
+log = training.log
+
+
+class UsageError(ValueError):
+    """A flag combination that cannot run; the message says how to fix it."""
+
+
+def _gpu_available():
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def resolve_compute_dtype():
+    """float16 / bfloat16 / float32 from --use_fp16 / --use_bf16 (fp16 defaults on with a GPU)."""
+    use_fp16 = FLAGS.use_fp16 if FLAGS.use_fp16 is not None else (
+        _gpu_available() and not FLAGS.use_bf16)
+    if use_fp16:
+        return tf.float16
+    if FLAGS.use_bf16:
+        return tf.bfloat16
+    return tf.float32
+
+
+def check_flags():
+    """Cross-checks flags against the registries; raises UsageError with the fix."""
+    record = model_factory.get_model_record(FLAGS.model_name)
+    dataset = dataset_factory.get_dataset(FLAGS.dataset_name)
+    if FLAGS.preprocessing_name:
+        preprocessing_factory.get_preprocessing(FLAGS.preprocessing_name)
+    hooks_lib.parse_hook_names(FLAGS.hooks)
+    optimizers.OptimizerConfig(name=FLAGS.optimizer).validate()
+    precision.LossScaleConfig.parse(FLAGS.loss_scale)
+    if not dataset.is_mock:
+        dataset_factory.check_split(dataset, FLAGS.dataset_split_name)
+        if FLAGS["num_classes"].present and dataset.num_classes is not None and (
+                FLAGS.num_classes != dataset.num_classes - _labels_offset(dataset)):
+            raise UsageError("--num_classes=%d but dataset %s has %d classes; drop --num_classes"
+                             % (FLAGS.num_classes, dataset.name,
+                                dataset.num_classes - _labels_offset(dataset)))
+    if FLAGS.stop_at_step == 0 and "StopAtStepHook" in FLAGS.hooks and dataset.is_mock:
+        raise UsageError("mock data never ends: give --stop_at_step > 0")
+    return record, dataset
+
+
+def _labels_offset(dataset):
+    return dataset.labels_offset if FLAGS.labels_offset is None else FLAGS.labels_offset
+
+
+def main(argv):
+    del argv
+    try:
+        cluster = distributed.init_cluster(FLAGS.enable_paisoar)
+    except ValueError as e:
+        raise app.UsageError(str(e))
+    training.setup_logging(cluster.rank)
+    try:
+        record, dataset = check_flags()
+        return train(cluster, record, dataset)
+    except (UsageError, ValueError, FileNotFoundError) as e:
+        log.error("%s", e)
+        return 2
+    except hooks_lib.NonFiniteLossError as e:
+        log.error("%s", e)
+        return 1
+
+
+def train(cluster, record, dataset):
+    """Builds the training graph and runs it in a MonitoredTrainingSession."""
+    compute_dtype = resolve_compute_dtype()
+    labels_offset = _labels_offset(dataset)
+    num_classes = dataset_factory.resolve_num_classes(
+        dataset, FLAGS.dataset_dir, FLAGS.num_classes) if dataset.num_classes is None else (
+        dataset.num_classes - labels_offset)
+    image_size = FLAGS.train_image_size or record.default_image_size
+    global_batch = FLAGS.batch_size * cluster.size
+    samples_per_epoch = FLAGS.num_sample_per_epoch or (
+        None if dataset.is_mock or FLAGS.train_files
+        else dataset_factory.split_size(dataset, FLAGS.dataset_split_name))
+    is_chief = cluster.is_chief
+    if is_chief:
+        training.write_run_flags(FLAGS.train_dir, FLAGS.flag_values_dict(), sys.argv)
+    log.info("model %s, dataset %s (%d classes), image %dx%d, batch %d x %d worker(s), %s",
+             record.name, dataset.name, num_classes, image_size, image_size, FLAGS.batch_size,
+             cluster.size, compute_dtype.name)
+
+    graph = tf.Graph()
+    with graph.as_default():
+        if FLAGS.random_seed is not None:
+            tf.set_random_seed(FLAGS.random_seed)
+        global_step = tf.train.get_or_create_global_step()
+        preprocessing_fn = preprocessing_factory.get_preprocessing(
+            FLAGS.preprocessing_name or record.preprocessing_name, is_training=True,
+            use_grayscale=FLAGS.use_grayscale)
+        channels = 1 if FLAGS.use_grayscale else 3
+        ds = training.make_input_dataset(
+            dataset, dataset_dir=FLAGS.dataset_dir, split_name=FLAGS.dataset_split_name,
+            file_names=FLAGS.train_files, preprocessing_fn=preprocessing_fn,
+            image_size=image_size, batch_size=FLAGS.batch_size, is_training=True,
+            num_classes=num_classes, channels=channels, num_epochs=FLAGS.num_epochs,
+            cluster=cluster, seed=FLAGS.random_seed, labels_offset=labels_offset,
+            input_options=dict(
+                shuffle_buffer_size=FLAGS.shuffle_buffer_size,
+                num_parallel_batches=FLAGS.num_parallel_batches,
+                num_preprocessing_threads=FLAGS.num_preprocessing_threads,
+                prefetch_buffer_size=FLAGS.prefetch_buffer_size,
+                use_caching=FLAGS.datasets_use_caching))
+        images, labels = tf.data.make_one_shot_iterator(ds).get_next()
+
+        network_fn = model_factory.get_network_fn(
+            record.name, num_classes=num_classes, weight_decay=FLAGS.weight_decay,
+            is_training=True)
+        logits, _, aux_logits = training.build_network(network_fn, images, compute_dtype)
+        total_loss, cross_entropy = losses.classification_loss(
+            logits, labels, num_classes, label_smoothing=FLAGS.label_smoothing,
+            aux_logits=aux_logits if record.has_aux_logits else None)
+        accuracy = losses.accuracy(logits, labels)
+
+        lr_cfg = lr_lib.LearningRateConfig(
+            learning_rate=FLAGS.learning_rate * (cluster.size if
+                                                 FLAGS.scale_learning_rate_by_workers else 1),
+            decay_type=FLAGS.learning_rate_decay_type,
+            decay_factor=FLAGS.learning_rate_decay_factor,
+            end_learning_rate=FLAGS.end_learning_rate, warmup_steps=FLAGS.warmup_steps,
+            warmup_scheme=FLAGS.warmup_scheme, decay_scheme=FLAGS.decay_scheme,
+            total_steps=FLAGS.stop_at_step, num_samples_per_epoch=samples_per_epoch,
+            global_batch_size=global_batch, num_epochs_per_decay=FLAGS.num_epochs_per_decay)
+        learning_rate = lr_lib.build_learning_rate(lr_cfg, global_step)
+        opt_cfg = optimizers.OptimizerConfig(
+            name=FLAGS.optimizer, adadelta_rho=FLAGS.adadelta_rho,
+            adagrad_initial_accumulator_value=FLAGS.adagrad_initial_accumulator_value,
+            adam_beta1=FLAGS.adam_beta1, adam_beta2=FLAGS.adam_beta2,
+            opt_epsilon=FLAGS.opt_epsilon, ftrl_learning_rate_power=FLAGS.ftrl_learning_rate_power,
+            ftrl_initial_accumulator_value=FLAGS.ftrl_initial_accumulator_value,
+            ftrl_l1=FLAGS.ftrl_l1, ftrl_l2=FLAGS.ftrl_l2, momentum=FLAGS.momentum,
+            rmsprop_momentum=FLAGS.rmsprop_momentum, rmsprop_decay=FLAGS.rmsprop_decay,
+            adamw_weight_decay_rate=FLAGS.adamw_weight_decay_rate)
+        optimizer = precision.GradientPolicyOptimizer(
+            optimizers.build_optimizer(opt_cfg, learning_rate),
+            loss_scale=precision.LossScaleConfig.parse(
+                FLAGS.loss_scale, FLAGS.loss_scale_growth_steps, FLAGS.loss_scale_initial),
+            max_gradient_norm=FLAGS.max_gradient_norm)
+        optimizer = distributed.distributed_optimizer(
+            cluster, optimizer, compression="fp16" if FLAGS.hvd_fp16_compression else "none",
+            op=FLAGS.allreduce_op, backward_passes_per_step=FLAGS.backward_passes_per_step)
+        train_op = training.build_train_op(optimizer, total_loss, global_step)
+
+        if FLAGS.print_model_statistics and is_chief:
+            for line in training.model_statistics(tf.trainable_variables()):
+                print(line)
+
+        tf.summary.scalar("loss/total", total_loss)
+        tf.summary.scalar("loss/cross_entropy", cross_entropy)
+        tf.summary.scalar("accuracy", accuracy)
+        tf.summary.scalar("learning_rate", learning_rate)
+
+        saver = tf.train.Saver(max_to_keep=FLAGS.keep_checkpoint_max)
+        init_fn = None
+        if FLAGS.task_type == "finetune":
+            init_fn = warm_start.warm_start_init_fn(
+                FLAGS.model_dir, FLAGS.ckpt_file_name, train_dir=FLAGS.train_dir,
+                num_classes=num_classes)
+        scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn)
+        hook_names = hooks_lib.parse_hook_names(FLAGS.hooks)
+        hooks = hooks_lib.build_hooks(
+            hook_names, loss=total_loss, global_step=global_step,
+            log_tensors={"global_step": global_step, "loss": total_loss, "accuracy": accuracy,
+                         "learning_rate": learning_rate},
+            train_dir=FLAGS.train_dir, stop_at_step=FLAGS.stop_at_step,
+            log_every_n_iters=FLAGS.log_loss_every_n_iters,
+            profile_every_n_iters=FLAGS.profile_every_n_iters,
+            profile_this_worker=cluster.rank == FLAGS.profile_at_task, is_chief=is_chief,
+            rank=cluster.rank, global_batch_size=global_batch, saver=saver,
+            save_checkpoints_steps=FLAGS.save_checkpoints_steps)
+        bcast = distributed.broadcast_hook(cluster)
+        if bcast is not None:
+            hooks.insert(0, bcast)
+
+        latest = tf.train.latest_checkpoint(FLAGS.train_dir) if is_chief else None
+        if latest:
+            log.info("resuming from %s", latest)
+        with tf.train.MonitoredTrainingSession(
+                master="", is_chief=is_chief,
+                checkpoint_dir=FLAGS.train_dir if is_chief else None, scaffold=scaffold,
+                hooks=hooks, save_checkpoint_secs=None, save_checkpoint_steps=None,
+                save_summaries_steps=(FLAGS.save_summaries_steps or None) if is_chief else None,
+                save_summaries_secs=None, log_step_count_steps=None,
+                config=training.session_config(FLAGS.num_intra_threads, FLAGS.num_inter_threads,
+                                               FLAGS.log_device_placement)) as sess:
+            while not sess.should_stop():
+                sess.run(train_op)
+        if is_chief:
+            log.info("training done at step %d; checkpoints in %s",
+                     _final_step(FLAGS.train_dir), FLAGS.train_dir)
+    return 0
+
+
+def _final_step(train_dir):
+    latest = tf.train.latest_checkpoint(train_dir)
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+if __name__ == "__main__":
+    app.run(main)
