@@ -1,0 +1,103 @@
+"""The trainer end to end, in subprocesses: resume, NaN stop, hooks, summaries, run flags."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from conftest import run_script
+
+LENET_MOCK = ["train_image_classifiers.py", "--enable_paisoar=False", "--model_name=lenet",
+              "--dataset_name=mock", "--num_classes=10", "--batch_size=4",
+              "--log_loss_every_n_iters=1"]
+
+
+def train(train_dir, *extra, check=True):
+    return run_script(LENET_MOCK + ["--train_dir=%s" % train_dir] + list(extra), check=check)
+
+
+def read_ckpt(path):
+    reader = tf.train.load_checkpoint(path)
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()}
+
+
+def test_resume_continues_step_counter_with_saved_weights(tmp_path):
+    d = str(tmp_path / "run")
+    train(d, "--stop_at_step=3", "--optimizer=sgd", "--learning_rate=0.01")
+    first = read_ckpt(os.path.join(d, "model.ckpt-3"))
+    # A tiny learning rate: if the second run restored the checkpoint its weights stay next to
+    # step 3's; a fresh initialisation would land far away.
+    proc = train(d, "--stop_at_step=5", "--optimizer=sgd", "--learning_rate=1e-9")
+    assert "resuming from" in proc.stderr and "model.ckpt-3" in proc.stderr
+    assert tf.train.latest_checkpoint(d).endswith("model.ckpt-5")
+    second = read_ckpt(os.path.join(d, "model.ckpt-5"))
+    assert second["global_step"] == 5
+    for name in ("LeNet/conv1/weights", "LeNet/fc4/weights"):
+        np.testing.assert_allclose(second[name], first[name], atol=1e-6)
+    # And the step counter continued: steps 4 and 5 were logged, not 1 and 2.
+    assert "step=5," in proc.stderr and "step=1," not in proc.stderr
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_checkpoint_loadable(tmp_path):
+    d = str(tmp_path / "nan")
+    proc = train(d, "--stop_at_step=50", "--optimizer=sgd", "--learning_rate=1e30",
+                 "--save_checkpoints_steps=1", check=False)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "loss is NaN or infinite at step" in proc.stderr
+    latest = tf.train.latest_checkpoint(d)
+    assert latest is not None
+    for name, value in read_ckpt(latest).items():
+        assert np.all(np.isfinite(value)), name
+
+
+def test_run_writes_flags_summaries_and_checkpoints(tmp_path):
+    d = str(tmp_path / "run")
+    train(d, "--stop_at_step=4", "--save_checkpoints_steps=2", "--save_summaries_steps=1",
+          "--learning_rate_decay_type=cosine")
+    assert sorted(os.path.basename(p) for p in glob.glob(os.path.join(d, "*.index"))) == [
+        "model.ckpt-0.index", "model.ckpt-2.index", "model.ckpt-4.index"]
+    saved = json.load(open(os.path.join(d, "flags.json")))["flags"]
+    assert saved["learning_rate_decay_type"] == "cosine" and saved["stop_at_step"] == 4
+    tags = set()
+    for event_file in glob.glob(os.path.join(d, "events.out.tfevents.*")):
+        for event in tf.train.summary_iterator(event_file):
+            tags.update(v.tag for v in event.summary.value)
+    for tag in ("loss/total", "train/accuracy", "train/learning_rate",
+                "throughput/samples_per_sec"):
+        assert tag in tags, sorted(tags)
+    # flags.txt is a flag file that repeats the run (here continued to step 6).
+    run_script(["train_image_classifiers.py", "--flagfile=%s" % os.path.join(d, "flags.txt"),
+                "--stop_at_step=6"])
+    assert tf.train.latest_checkpoint(d).endswith("model.ckpt-6")
+
+
+def test_hooks_flag_selects_hooks(tmp_path):
+    d = str(tmp_path / "hooks")
+    proc = train(d, "--stop_at_step=3", "--hooks=StopAtStepHook,ProfilerHook",
+                 "--profile_every_n_iters=2")
+    # No CheckpointSaverHook: no checkpoint after the initial one; no LoggingTensorHook: no lines.
+    assert tf.train.latest_checkpoint(d) is None or tf.train.latest_checkpoint(d).endswith("-0")
+    assert "samples/sec" not in proc.stderr
+    traces = glob.glob(os.path.join(d, "timeline-*.json"))
+    assert traces, os.listdir(d)
+    assert "traceEvents" in json.load(open(traces[0]))
+
+
+def test_bad_model_name_exits_with_the_list(tmp_path):
+    proc = run_script(["train_image_classifiers.py", "--model_name=resnet_v9",
+                       "--train_dir=%s" % tmp_path], check=False)
+    assert proc.returncode == 2
+    assert "unknown model_name 'resnet_v9'; valid names:" in proc.stderr
+    assert "lenet" in proc.stderr
+
+
+def test_weight_decay_reaches_the_loss(tmp_path):
+    # Same seed and data: the only difference is the L2 term, which must raise the logged loss.
+    def first_loss(wd):
+        proc = train(str(tmp_path / ("wd%s" % wd)), "--stop_at_step=2", "--random_seed=3",
+                     "--weight_decay=%s" % wd, "--optimizer=sgd")
+        line = [ln for ln in proc.stderr.splitlines() if "step=2," in ln][0]
+        return float(line.split("loss=")[1].split(",")[0])
+    assert first_loss(1.0) > first_loss(0.0) + 1.0
