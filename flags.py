@@ -53,6 +53,17 @@ flags.DEFINE_integer("batch_size", 32, "Examples per step per worker.")
 flags.DEFINE_string("model_dir", None, "Folder of the checkpoint to finetune from.")
 flags.DEFINE_string("ckpt_file_name", None, "Checkpoint file name inside --model_dir (e.g. "
                     "resnet_v1_50.ckpt); defaults to the folder's latest checkpoint.")
+flags.DEFINE_string("checkpoint_scope_map", None, "Finetune: rename checkpoint scope prefixes "
+                    "to the model's, old:new[,old2:new2] (e.g. resnet_v1_50:my_net).")
+flags.DEFINE_string("checkpoint_exclude_scopes", None, "Finetune: comma-separated model scopes "
+                    "not restored from the checkpoint (they start from their initialisers).")
+flags.DEFINE_string("trainable_scopes", None, "Comma-separated scopes whose variables are "
+                    "trained; the others stay fixed. Default: all.")
+flags.DEFINE_boolean("ignore_missing_vars", False, "Finetune: model variables the checkpoint "
+                     "lacks start from their initialisers instead of stopping the run.")
+flags.DEFINE_float("moving_average_decay", None, "Keep exponential moving averages of the model "
+                   "variables with this decay (saved in checkpoints; eval and export use them "
+                   "with the same flag). Default: none kept.")
 flags.DEFINE_float("label_smoothing", 0.0, "Label smoothing of the cross-entropy targets.")
 flags.DEFINE_string("train_dir", "/tmp/fastnn_train", "Where checkpoints, summaries, profiles "
                     "and the run's resolved flags go; a checkpoint there is resumed.")
@@ -164,6 +175,14 @@ flags.register_multi_flags_validator(
     lambda f: f["task_type"] != "finetune" or bool(f["model_dir"]),
     message="--task_type=finetune needs --model_dir (the folder of the checkpoint to start from) "
             "and optionally --ckpt_file_name")
+flags.register_validator("moving_average_decay", lambda v: v is None or 0.0 < v < 1.0,
+                         message="--moving_average_decay must be in (0, 1), e.g. 0.9999")
+flags.register_multi_flags_validator(
+    ["task_type", "checkpoint_scope_map", "checkpoint_exclude_scopes", "ignore_missing_vars"],
+    lambda f: f["task_type"] == "finetune" or not (
+        f["checkpoint_scope_map"] or f["checkpoint_exclude_scopes"] or f["ignore_missing_vars"]),
+    message="--checkpoint_scope_map, --checkpoint_exclude_scopes and --ignore_missing_vars shape "
+            "the warm start and need --task_type=finetune")
 flags.register_multi_flags_validator(
     ["use_fp16", "use_bf16"], lambda f: not (f["use_fp16"] and f["use_bf16"]),
     message="--use_fp16 and --use_bf16 exclude each other")

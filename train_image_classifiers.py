@@ -53,6 +53,7 @@ def check_flags():
     hooks_lib.parse_hook_names(FLAGS.hooks)
     optimizers.OptimizerConfig(name=FLAGS.optimizer).validate()
     precision.LossScaleConfig.parse(FLAGS.loss_scale)
+    warm_start.parse_scope_map(FLAGS.checkpoint_scope_map)
     if not dataset.is_mock:
         dataset_factory.check_split(dataset, FLAGS.dataset_split_name)
         if FLAGS["num_classes"].present and dataset.num_classes is not None and (
@@ -165,7 +166,19 @@ def train(cluster, record, dataset):
         optimizer = distributed.distributed_optimizer(
             cluster, optimizer, compression="fp16" if FLAGS.hvd_fp16_compression else "none",
             op=FLAGS.allreduce_op, backward_passes_per_step=FLAGS.backward_passes_per_step)
-        train_op = training.build_train_op(optimizer, total_loss, global_step)
+        train_op = training.build_train_op(
+            optimizer, total_loss, global_step,
+            var_list=warm_start.variables_to_train(tf.trainable_variables(),
+                                                   FLAGS.trainable_scopes))
+        averages = None
+        if FLAGS.moving_average_decay:
+            # Updated after each step's weights change; the shadows are global variables, so
+            # every checkpoint carries them (eval and export read them with the same flag).
+            ema = tf.train.ExponentialMovingAverage(FLAGS.moving_average_decay,
+                                                    num_updates=global_step)
+            with tf.control_dependencies([train_op]):
+                train_op = ema.apply(tf.model_variables())
+            averages = {v: ema.average(v) for v in tf.model_variables()}
 
         if FLAGS.print_model_statistics and is_chief:
             for line in training.model_statistics(tf.trainable_variables()):
@@ -181,7 +194,10 @@ def train(cluster, record, dataset):
         if FLAGS.task_type == "finetune":
             init_fn = warm_start.warm_start_init_fn(
                 FLAGS.model_dir, FLAGS.ckpt_file_name, train_dir=FLAGS.train_dir,
-                num_classes=num_classes)
+                num_classes=num_classes,
+                scope_map=warm_start.parse_scope_map(FLAGS.checkpoint_scope_map),
+                exclude_scopes=warm_start.parse_scopes(FLAGS.checkpoint_exclude_scopes),
+                ignore_missing_vars=FLAGS.ignore_missing_vars, averages=averages)
         scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn)
         hook_names = hooks_lib.parse_hook_names(FLAGS.hooks)
         hooks = hooks_lib.build_hooks(

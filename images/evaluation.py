@@ -88,7 +88,9 @@ def evaluate(checkpoint_path, model_name, dataset_name, dataset_dir=None,
         top5 = tf.reduce_sum(tf.cast(tf.nn.in_top_k(logits, labels, k), tf.int64))
         count = tf.size(labels, out_type=tf.int64)
         global_step = tf.train.get_or_create_global_step()
-        saver = tf.train.Saver(variables_to_restore(moving_average_decay))
+        mapping = variables_to_restore(moving_average_decay)
+        check_restorable(checkpoint_path, mapping, moving_average_decay)
+        saver = tf.train.Saver(mapping)
         totals = np.zeros(3, np.int64)
         with tf.Session(config=session_config) as sess:
             saver.restore(sess, checkpoint_path)
@@ -108,14 +110,44 @@ def evaluate(checkpoint_path, model_name, dataset_name, dataset_dir=None,
 
 
 def variables_to_restore(moving_average_decay=None):
-    """The model's variables, mapped to their moving averages when a decay is given."""
+    """``{checkpoint name: variable}`` for the model's variables and the global step (if any).
+
+    With a decay, each model variable reads its moving average (``<name>/ExponentialMovingAverage``
+    as the trainer's ``--moving_average_decay`` saves it); the decay's value does not change the
+    names.
+    """
+    global_step = tf.train.get_global_step()
+    extra = [] if global_step is None else [global_step]
     if moving_average_decay:
         ema = tf.train.ExponentialMovingAverage(moving_average_decay)
-        mapping = ema.variables_to_restore(tf.model_variables())
-        mapping[tf.train.get_global_step().op.name] = tf.train.get_global_step()
+        mapping = {ema.average_name(v): v for v in tf.model_variables()}
+        mapping.update({v.op.name: v for v in extra})
         return mapping
-    variables = tf.model_variables() + [tf.train.get_global_step()]
-    return {v.op.name: v for v in variables}
+    return {v.op.name: v for v in tf.model_variables() + extra}
+
+
+def check_restorable(checkpoint_path, mapping, moving_average_decay=None):
+    """Fails early, and clearly, when the checkpoint lacks names or shapes of ``mapping``.
+
+    Raises:
+      ValueError: listing up to five missing or mis-shaped variables and the likely fix.
+    """
+    shapes = tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map()
+    missing = sorted(n for n in mapping if n not in shapes)
+    bad = sorted("%s: checkpoint %s, model %s" % (n, list(shapes[n]), v.shape.as_list())
+                 for n, v in mapping.items()
+                 if n in shapes and list(shapes[n]) != v.shape.as_list())
+    if missing and moving_average_decay and all(n.endswith("/ExponentialMovingAverage")
+                                                for n in missing):
+        raise ValueError("checkpoint %s holds no moving averages (e.g. %s); train with "
+                         "--moving_average_decay, or drop --moving_average_decay here"
+                         % (checkpoint_path, missing[0]))
+    if missing or bad:
+        raise ValueError("checkpoint %s does not fit the model:%s%s\ncheck --model_name, "
+                         "--num_classes and the image size"
+                         % (checkpoint_path,
+                            "\n  missing: " + ", ".join(missing[:5]) if missing else "",
+                            "\n  " + "\n  ".join(bad[:5]) if bad else ""))
 
 
 def write_eval_summary(eval_dir, result, split_name):

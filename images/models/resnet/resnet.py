@@ -25,10 +25,12 @@ def make_network_fn(version, depth):
 
     def network_fn(images, num_classes, is_training=False, global_pool=True,
                    spatial_squeeze=True, output_stride=None):
+        # tf_slim 1.1.0's builders take no spatial_squeeze: their logits stay [batch, 1, 1, n].
         logits, end_points = builder(
             images, num_classes=num_classes or None, is_training=is_training,
-            global_pool=global_pool, output_stride=output_stride,
-            spatial_squeeze=spatial_squeeze)
+            global_pool=global_pool, output_stride=output_stride)
+        if num_classes and spatial_squeeze:
+            logits = tf.squeeze(logits, [1, 2], name="SpatialSqueeze")
         if not num_classes:
             if global_pool:
                 logits = tf.squeeze(logits, [1, 2], name="features")
