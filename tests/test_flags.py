@@ -48,6 +48,7 @@ def test_parse_time_validators(parse, args, needle):
     (["--model_name=lenet", "--dataset_name=digits", "--dataset_split_name=dev"],
      "no split 'dev'"),
     (["--model_name=lenet", "--stop_at_step=0"], "mock data never ends"),
+    (["--model_name=lenet", "--hooks=LoggingTensorHook"], "mock data never ends"),
 ])
 def test_registry_checks(parse, args, needle):
     parse(*args)

@@ -101,3 +101,10 @@ def test_weight_decay_reaches_the_loss(tmp_path):
         line = [ln for ln in proc.stderr.splitlines() if "step=2," in ln][0]
         return float(line.split("loss=")[1].split(",")[0])
     assert first_loss(1.0) > first_loss(0.0) + 1.0
+
+
+def test_num_epochs_ends_a_mock_run(tmp_path):
+    # 8 samples per epoch in batches of 4: two epochs are four steps; no StopAtStepHook.
+    d = str(tmp_path / "epochs")
+    train(d, "--stop_at_step=0", "--num_sample_per_epoch=8", "--num_epochs=2")
+    assert tf.train.latest_checkpoint(d).endswith("model.ckpt-4")
