@@ -8,7 +8,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from images.datasets import example_codec, labels_file, tfrecord_writer
+from images.datasets import dataset_info, example_codec, labels_file, tfrecord_writer
 
 NAME = "digits"
 TEST_PER_CLASS = 36
@@ -42,12 +42,14 @@ def load_split():
 def run(dataset_dir, num_shards=1, **unused):
     """Writes the TFRecord files and labels.txt into ``dataset_dir``; returns the written paths."""
     del unused
-    written = []
+    written, sizes, files = [], {}, {}
     for split, (images, labels) in load_split().items():
         examples = [example_codec.image_to_tfexample(_encode_png(im), "png", 8, 8, int(lb))
                     for im, lb in zip(images, labels)]
         paths = tfrecord_writer.shard_paths(dataset_dir, NAME, split, num_shards)
         tfrecord_writer.write_shards(examples, paths)
         written.extend(paths)
+        sizes[split], files[split] = len(examples), paths
     labels_file.write_labels({i: str(i) for i in range(10)}, dataset_dir)
+    dataset_info.write_info(dataset_dir, NAME, sizes, 10, files)
     return written

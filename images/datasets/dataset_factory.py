@@ -12,7 +12,7 @@ import glob
 import os
 from typing import Callable, Dict, List, Optional
 
-from images.datasets import example_codec, labels_file
+from images.datasets import dataset_info, example_codec, labels_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,13 +112,24 @@ def resolve_num_classes(record: DatasetRecord, dataset_dir: Optional[str],
     if not dataset_dir:
         raise ValueError("dataset %r takes its class count from labels.txt: give --dataset_dir"
                          % record.name)
-    return len(labels_file.read_labels(dataset_dir))
+    labels = labels_file.read_labels(dataset_dir)
+    if sorted(labels) != list(range(len(labels))):
+        raise ValueError("%s/%s must number its classes 0..N-1 without gaps; convert the "
+                         "dataset again" % (dataset_dir, labels_file.LABELS_FILENAME))
+    return len(labels)
 
 
-def split_size(record: DatasetRecord, split_name: str) -> Optional[int]:
-    """Examples in a split: the registry's figure, or None when it is not known in advance."""
+def split_size(record: DatasetRecord, split_name: str,
+               dataset_dir: Optional[str] = None) -> Optional[int]:
+    """Examples in a split: the registry's figure, else the converter's ``<name>_info.json`` in
+    ``dataset_dir`` (the user's own datasets), else None (not known in advance)."""
     check_split(record, split_name)
-    return record.splits[split_name]
+    size = record.splits[split_name]
+    if size is None and dataset_dir and not record.is_mock:
+        info = dataset_info.read_info(dataset_dir, record.name)
+        if info is not None:
+            size = info.get("splits", {}).get(split_name)
+    return size
 
 
 def resolve_files(record: DatasetRecord, dataset_dir: Optional[str], split_name: str = "train",

@@ -1,12 +1,40 @@
 """The tf.data input pipeline: files -> worker shard -> records -> decode/preprocess -> batches.
 
 Sharding across Horovod workers: by file when there are at least as many files as workers (worker i
-takes files i, i+n, ... of the sorted list, as FastNN did), else by record.
+takes files i, i+n, ... of the sorted list, as FastNN did), else by record (worker i keeps records
+i, i+n, ... of every file).  Either way each record goes to exactly one worker.
+
+Bad input never passes silently.  Every file is read to its end and the bytes read are compared
+with the file's size, so a bad CRC, a truncated record or header, or a read error is caught and
+named with its file.  Each record is parsed and decoded inside a guard, so an undecodable image is
+named with its file and record number too.  Without ``skip_corrupt_records`` both stop the run
+with that message; with it the unreadable part is skipped and each skip is logged on stderr with a
+running count.  A label outside ``[0, num_classes)`` always stops the run, naming the file.  The
+messages travel inside TensorFlow's error: :func:`data_error_message` extracts them.
 """
+import re
+import sys
+
 import numpy as np
 import tensorflow.compat.v1 as tf
 
 AUTOTUNE = tf.data.experimental.AUTOTUNE
+# TFRecord framing around each record's data: uint64 length, uint32 CRC of the length and
+# uint32 CRC of the data.
+RECORD_OVERHEAD = 16
+_ERR_OPEN = "<<fastnn-data-error: "
+_ERR_CLOSE = " >>"
+
+
+class BadInputDataError(ValueError):
+    """The input data is corrupt or does not fit the dataset; the message names the file."""
+
+
+def data_error_message(error):
+    """The readable message inside a TensorFlow error raised by this pipeline, else None."""
+    text = getattr(error, "message", None) or str(error)
+    match = re.search(re.escape(_ERR_OPEN) + r"(.*?)" + re.escape(_ERR_CLOSE), text, re.S)
+    return match.group(1) if match else None
 
 
 def shard_files(files, num_workers, worker_index):
@@ -14,11 +42,167 @@ def shard_files(files, num_workers, worker_index):
     return list(files)[worker_index::num_workers]
 
 
+def _str(x):
+    if isinstance(x, (str, bytes, int, float)):
+        return str(x)
+    return tf.strings.as_string(x) if x.dtype != tf.string else x
+
+
+def _check(ok, message_fn):
+    """True when ``ok``; otherwise the step fails with ``message_fn()`` (built only then)."""
+    def fail():
+        message = tf.strings.join([_ERR_OPEN] + [_str(m) for m in message_fn()] + [_ERR_CLOSE])
+        with tf.control_dependencies([tf.debugging.Assert(False, [message], summarize=1)]):
+            return tf.constant(False)
+    return tf.cond(ok, lambda: tf.constant(True), fail)
+
+
+def _log_if(condition, message_fn):
+    """Prints ``fastnn: <message>`` on stderr when ``condition`` holds; returns a bool tensor."""
+    def log():
+        parts = [_str(m) for m in message_fn()]
+        with tf.control_dependencies([tf.print(tf.strings.join(["fastnn: "] + parts),
+                                               output_stream=sys.stderr)]):
+            return tf.constant(True)
+    return tf.cond(condition, log, lambda: tf.constant(False))
+
+
+def _file_sizes(files):
+    sizes = []
+    for path in files:
+        try:
+            sizes.append(tf.io.gfile.stat(path).length)
+        except tf.errors.NotFoundError:
+            raise FileNotFoundError("input file %s does not exist" % path) from None
+    return np.array(sizes, dtype=np.int64)
+
+
+def read_records(files, num_workers=1, worker_index=0, shuffle_files=False, seed=None,
+                 cycle_length=16, deterministic=True, skip_corrupt_records=False):
+    """This worker's records as ``(serialized, file path, record index in its file)``.
+
+    Args:
+      files: sorted TFRecord paths (every worker must see the same list).
+      num_workers: data-parallel workers.
+      worker_index: this worker.
+      shuffle_files: visit the files in a new random order each pass.
+      seed: seed of that order.
+      cycle_length: files read at once (and in parallel).
+      deterministic: keep the interleaved order fixed.
+      skip_corrupt_records: skip (and log) the unreadable part of a corrupt or truncated file
+        instead of stopping with an error that names it.
+
+    Raises:
+      ValueError: no files.
+      FileNotFoundError: a file does not exist.
+    """
+    files = list(files)
+    if not files:
+        raise ValueError("no input files")
+    by_file = len(files) >= num_workers
+    if by_file:
+        files = shard_files(files, num_workers, worker_index)
+    sizes = _file_sizes(files)
+    file_ds = tf.data.Dataset.from_tensor_slices((files, sizes))
+    if shuffle_files and len(files) > 1:
+        file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+
+    def read_one(path, size):
+        # ignore_errors() ends the file at its first unreadable record (TensorFlow's reader moves
+        # to the next file); comparing the bytes framed so far with the file size finds it,
+        # including a header cut short, which the reader alone takes for a clean end.  One scan
+        # does the framing, the check and the tagging, since every function stage costs time
+        # per record; the end markers are dropped once, after the interleave.
+        records = tf.data.TFRecordDataset(path).ignore_errors().enumerate()
+        end = tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), tf.constant(b"")))
+
+        def frame(state, element):
+            offset, index = state  # bytes framed so far, records seen so far
+            is_end = element[0] < 0
+            record = element[1]
+            broken = tf.logical_and(is_end, tf.not_equal(offset, size))
+            if not skip_corrupt_records:
+                ok = _check(tf.logical_not(broken), lambda: [
+                    "corrupt or truncated TFRecord file ", path, ": record ", index, " (at byte ",
+                    offset, ") and everything after it cannot be read (bad CRC, truncated file or read "
+                    "error; the file has ", size, " bytes). Convert the dataset again, or pass "
+                    "--skip_corrupt_records to train on the readable records"])
+                with tf.control_dependencies([ok]):
+                    is_end = tf.identity(is_end)
+            length = tf.cast(tf.strings.length(record), tf.int64) + RECORD_OVERHEAD
+            keep = tf.logical_not(is_end) if by_file else tf.logical_and(
+                tf.logical_not(is_end), tf.equal(index % num_workers, worker_index))
+            if skip_corrupt_records:
+                keep = tf.logical_or(keep, broken)
+            return ((offset + length, index + 1),
+                    (record, path, index, offset, size, is_end, keep))
+
+        return records.concatenate(end).scan(
+            (tf.constant(0, tf.int64), tf.constant(0, tf.int64)), frame)
+
+    cycle = max(1, min(len(files), cycle_length))
+    ds = file_ds.interleave(read_one, cycle_length=cycle, block_length=1,
+                            num_parallel_calls=cycle if cycle > 1 else None,
+                            deterministic=deterministic)
+    if skip_corrupt_records:
+        return _log_broken_files(ds)
+    return ds.filter(lambda r, p, i, o, s, is_end, keep: keep).map(
+        lambda r, p, i, o, s, is_end, keep: (r, p, i))
+
+
+def _log_broken_files(ds):
+    """Logs each skipped file tail with a running count; keeps this worker's good records."""
+    def count(skipped, element):
+        record, path, index, offset, size, is_end, keep = element
+        lost = tf.maximum(size - offset, 0)
+        # Records after a bad one cannot be framed; estimate them from the file's mean size.
+        mean = tf.where(index > 0, offset // tf.maximum(index, 1), lost)
+        about = tf.maximum((lost + mean - 1) // tf.maximum(mean, 1), 1)
+        broken = tf.logical_and(is_end, keep)
+        skipped = skipped + tf.cast(broken, tf.int64)
+        logged = _log_if(broken, lambda: [
+            "skipped the unreadable end of ", path, " from record ", index, " (at byte ",
+            offset, "): ", lost, " bytes, about ", about, " record(s); ", skipped,
+            " corrupt or truncated file part(s) skipped so far on this worker"])
+        with tf.control_dependencies([logged]):
+            keep = tf.logical_and(keep, tf.logical_not(is_end))
+        return skipped, (record, path, index, keep)
+
+    ds = ds.scan(tf.constant(0, tf.int64), count)
+    return ds.filter(lambda r, p, i, keep: keep).map(lambda r, p, i, keep: (r, p, i))
+
+
+def _try_parse(parse_fn, serialized):
+    """``(parse_fn(serialized) as a tuple, ok)``; a parse or decode error gives ok False.
+
+    The parse runs inside a one-element dataset with ignore_errors(), the one way TensorFlow
+    offers to catch an op's error inside a graph; a fallback element of zeros follows it.
+    """
+    attempt = tf.data.Dataset.from_tensors(serialized).map(
+        lambda s: tuple(parse_fn(s)) + (tf.constant(True),)).ignore_errors()
+    fallback = tuple(tf.zeros([d if d is not None else 0 for d in spec.shape.as_list()],
+                              spec.dtype) for spec in attempt.element_spec[:-1])
+    fallback = tf.data.Dataset.from_tensors(fallback + (tf.constant(False),))
+    element = attempt.concatenate(fallback).take(1).get_single_element()
+    return element[:-1], element[-1]
+
+
+def _preprocess(preprocess_fn, image, image_size, bbox):
+    if bbox is not None:
+        try:
+            return preprocess_fn(image, image_size, image_size, bbox=bbox)
+        except TypeError as e:
+            # Preprocessing without a bbox argument (vgg, cifarnet) ignores the boxes.
+            if "bbox" not in str(e):
+                raise
+    return preprocess_fn(image, image_size, image_size)
+
+
 def build_dataset(files, parse_fn, preprocess_fn, image_size, batch_size, is_training,
                   num_classes, num_epochs=None, shuffle_buffer_size=1024, num_parallel_batches=8,
                   num_preprocessing_threads=16, prefetch_buffer_size=32, use_caching=False,
                   num_workers=1, worker_index=0, seed=None, labels_offset=0,
-                  drop_remainder=None):
+                  drop_remainder=None, skip_corrupt_records=False, deterministic=None):
     """Builds a ``tf.data.Dataset`` of ``(images float32 [B, S, S, C], labels int64 [B])``.
 
     Args:
@@ -40,31 +224,27 @@ def build_dataset(files, parse_fn, preprocess_fn, image_size, batch_size, is_tra
       use_caching: cache the raw records in memory after the first pass.
       num_workers: data-parallel workers.
       worker_index: this worker.
-      seed: makes shuffling and the order of records deterministic.
+      seed: seeds the file order and the shuffle, and makes the order of records deterministic.
+        (Random augmentation draws in the order the parallel calls run; with
+        ``num_preprocessing_threads=1`` it repeats exactly too.)
       labels_offset: subtracted from stored labels.
       drop_remainder: defaults to ``is_training``.
+      skip_corrupt_records: skip and log corrupt records and undecodable images instead of
+        stopping with an error naming the file.
+      deterministic: fixed element order; defaults to True with a seed or in evaluation.
+
+    Raises:
+      ValueError: no files.
+      FileNotFoundError: a file does not exist.
     """
     files = list(files)
     if not files:
         raise ValueError("build_dataset: no input files")
-    deterministic = seed is not None or not is_training
-    by_file = len(files) >= num_workers
-    if by_file:
-        files = shard_files(files, num_workers, worker_index)
-    file_ds = tf.data.Dataset.from_tensor_slices(files)
-    if is_training and len(files) > 1:
-        file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-
-    def read(path):
-        # Each record carries the path it came from, so errors can name the file.
-        return tf.data.TFRecordDataset(path).map(lambda r: (r, path))
-
-    cycle = max(1, min(len(files), num_preprocessing_threads))
-    ds = file_ds.interleave(read, cycle_length=cycle, block_length=1,
-                            num_parallel_calls=cycle if cycle > 1 else None,
-                            deterministic=deterministic)
-    if not by_file:
-        ds = ds.shard(num_workers, worker_index)
+    if deterministic is None:
+        deterministic = seed is not None or not is_training
+    ds = read_records(files, num_workers, worker_index, shuffle_files=is_training, seed=seed,
+                      cycle_length=num_preprocessing_threads, deterministic=deterministic,
+                      skip_corrupt_records=skip_corrupt_records)
     if use_caching:
         ds = ds.cache()
     if is_training:
@@ -74,31 +254,67 @@ def build_dataset(files, parse_fn, preprocess_fn, image_size, batch_size, is_tra
     elif num_epochs and num_epochs > 1:
         ds = ds.repeat(num_epochs)
 
-    def decode(serialized, path):
-        parsed = parse_fn(serialized)
-        image, label = parsed[0], parsed[1]
-        label = label - labels_offset
-        check = tf.debugging.assert_less(
-            label, tf.cast(num_classes, label.dtype),
-            message="label outside [0, num_classes) in file", data=[path, label], summarize=1)
-        check_low = tf.debugging.assert_non_negative(
-            label, message="label outside [0, num_classes) in file", data=[path, label],
-            summarize=1)
-        with tf.control_dependencies([check, check_low]):
-            label = tf.identity(label)
-        if len(parsed) > 2:
-            image = preprocess_fn(image, image_size, image_size, bbox=parsed[2])
-        else:
-            image = preprocess_fn(image, image_size, image_size)
-        return image, label
+    def parse(serialized, path, index):
+        parsed, ok = _try_parse(parse_fn, serialized)
+        image, label = parsed[0], parsed[1] - labels_offset
+        in_range = tf.logical_and(label >= 0, label < num_classes)
+        label_ok = _check(tf.logical_or(tf.logical_not(ok), in_range), lambda: [
+            "label ", label, " (stored ", parsed[1], ", labels_offset ", labels_offset,
+            ") of record ", index, " in ", path, " is outside [0, ", num_classes, "): the "
+            "file does not belong to this dataset, or labels_offset / num_classes is wrong"])
+        checks = [label_ok]
+        if not skip_corrupt_records:
+            checks.append(_check(ok, lambda: [
+                "record ", index, " of ", path, " cannot be parsed or its image decoded (not "
+                "a JPEG/PNG/GIF/BMP tf.train.Example, or damaged). Convert the dataset again, "
+                "or pass --skip_corrupt_records to skip such records"]))
+        with tf.control_dependencies(checks):
+            image, label = tf.identity(image), tf.identity(label)
+        bbox = parsed[2] if len(parsed) > 2 else None
+        return image, label, bbox, ok, path, index
 
     parallel = max(1, min(num_parallel_batches * batch_size, num_preprocessing_threads))
-    ds = ds.map(decode, num_parallel_calls=parallel, deterministic=deterministic)
+    if skip_corrupt_records:
+        def decode(serialized, path, index):
+            image, label, bbox, ok, path, index = parse(serialized, path, index)
+            extra = () if bbox is None else (bbox,)
+            return (image, label, ok, path, index) + extra
+
+        ds = ds.map(decode, num_parallel_calls=parallel, deterministic=deterministic)
+        ds = _log_undecodable(ds)
+
+        def finish(image, label, *bbox):
+            return (_preprocess(preprocess_fn, image, image_size, bbox[0] if bbox else None),
+                    label)
+    else:
+        def finish(serialized, path, index):
+            image, label, bbox, _, _, _ = parse(serialized, path, index)
+            return _preprocess(preprocess_fn, image, image_size, bbox), label
+
+    ds = ds.map(finish, num_parallel_calls=parallel, deterministic=deterministic)
     ds = ds.batch(batch_size, drop_remainder=is_training if drop_remainder is None
                   else drop_remainder)
     if prefetch_buffer_size:
         ds = ds.prefetch(prefetch_buffer_size)
     return ds
+
+
+def _log_undecodable(ds):
+    """Logs each undecodable record with a running count and drops it."""
+    def count(skipped, element):
+        image, label, ok, path, index = element[:5]
+        bad = tf.logical_not(ok)
+        skipped = skipped + tf.cast(bad, tf.int64)
+        logged = _log_if(bad, lambda: [
+            "skipped record ", index, " of ", path, ": cannot be parsed or its image decoded; ",
+            skipped, " undecodable record(s) skipped so far on this worker"])
+        with tf.control_dependencies([logged]):
+            ok = tf.identity(ok)
+        return skipped, (image, label, ok, path, index) + tuple(element[5:])
+
+    ds = ds.scan(tf.constant(0, tf.int64), count)
+    ds = ds.filter(lambda image, label, ok, *rest: ok)
+    return ds.map(lambda image, label, ok, path, index, *bbox: (image, label) + tuple(bbox))
 
 
 def build_mock_dataset(image_size, channels, batch_size, num_classes, seed=0, num_batches=None,

@@ -31,6 +31,13 @@ def split_evenly(items, num_parts):
     return parts
 
 
+def serialize(example):
+    """Bytes of one record; maps serialised in a fixed order so conversions are reproducible."""
+    if isinstance(example, bytes):
+        return example
+    return example.SerializeToString(deterministic=True)
+
+
 def write_shards(examples, paths):
     """Writes ``examples`` (``tf.train.Example`` or serialized bytes) spread evenly over ``paths``.
 
@@ -46,8 +53,70 @@ def write_shards(examples, paths):
         tmp = path + ".tmp"
         with tf.io.TFRecordWriter(tmp) as writer:
             for example in part:
-                writer.write(example if isinstance(example, bytes)
-                             else example.SerializeToString())
+                writer.write(serialize(example))
         os.replace(tmp, path)
         counts.append(len(part))
     return counts
+
+
+class RoundRobinWriter:
+    """Streams records into shards in turn (record i goes to shard i mod n).
+
+    Shard sizes differ by at most one without knowing the total in advance, so a converter can
+    write as it reads.  Files are written under temporary names; :meth:`close` renames them and
+    :meth:`abort` (or an exception inside ``with``) removes them.
+    """
+
+    def __init__(self, paths):
+        self.paths = list(paths)
+        self.counts = [0] * len(self.paths)
+        self._writers = [tf.io.TFRecordWriter(p + ".tmp") for p in self.paths]
+        self._next = 0
+
+    def write(self, example):
+        """Appends one ``tf.train.Example`` (or serialized bytes) to the next shard."""
+        self._writers[self._next].write(serialize(example))
+        self.counts[self._next] += 1
+        self._next = (self._next + 1) % len(self._writers)
+
+    @property
+    def total(self):
+        return sum(self.counts)
+
+    def close(self):
+        """Finishes every shard and gives it its final name; returns the counts per shard."""
+        for writer, path in zip(self._writers, self.paths):
+            writer.close()
+            os.replace(path + ".tmp", path)
+        self._writers = []
+        return self.counts
+
+    def abort(self):
+        """Closes and deletes the temporary files."""
+        for writer, path in zip(self._writers, self.paths):
+            writer.close()
+            if os.path.exists(path + ".tmp"):
+                os.remove(path + ".tmp")
+        self._writers = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
+def write_split(examples, dataset_dir, dataset_name, split_name, num_shards=1):
+    """Streams ``examples`` of one split into its shards; returns ``(paths, record count)``.
+
+    An exception while ``examples`` is consumed leaves no file with a final name behind.
+    """
+    paths = shard_paths(dataset_dir, dataset_name, split_name, num_shards)
+    with RoundRobinWriter(paths) as writer:
+        for example in examples:
+            writer.write(example)
+    return paths, writer.total
