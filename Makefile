@@ -15,7 +15,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install demo test bench clean-venv
 
-install: $(HVD_STAMP)
+install: $(BASE_STAMP) $(HVD_STAMP)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,8 @@ $(BASE_STAMP): pyproject.toml | $(PY)
 # Horovod 0.28.1 has no pyproject.toml: it must be built against the TensorFlow already in the
 # venv, without build isolation (DESIGN.md, known trap 4).  cmake comes from PyPI so the build
 # needs nothing installed by hand; CMake 4 needs the policy minimum.
-$(HVD_STAMP): $(BASE_STAMP)
+# Order-only on the base: editing pyproject.toml re-runs the quick pip step, not this build.
+$(HVD_STAMP): | $(BASE_STAMP)
 	$(PIP) install "cmake>=3.20"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CMAKE_POLICY_VERSION_MINIMUM=3.5 \
 	  HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
