@@ -253,7 +253,7 @@ def test_classify_ranks_the_top_k_classes(classifier, models):
     results = reply.json()["results"]
     for ranked, top, probs in zip(results, want["top_k_classes"], want["probabilities"]):
         assert [int(label) for label, _ in ranked] == top.tolist()
-        assert_close([score for _, score in ranked], probs[top])
+        assert_close([score for _, score in ranked], probs)
     classifier_client = ImageClassifier("toy", labels={int(c): "class-%d" % c for c in range(5)})
     classifier_client.connect(classifier.split("://")[1])
     ranked = classifier_client.classify(images, top_k=2)
@@ -601,3 +601,66 @@ def test_start_up_errors_say_what_to_fix(models, tmp_path):
         reply = predict(server.url, {"instances": []}, model="m")
         assert reply.status_code == 503 and "no version of model 'm' is loaded yet" in \
             reply.json()["error"]
+
+
+# -- models written by the project's exporter (images/export.py) ---------------------------------
+
+def _random_checkpoint(model_name, num_classes, path, channels):
+    """A randomly initialised checkpoint of a registry network (the exporter's input)."""
+    import tensorflow.compat.v1 as tf1
+    from images.models import model_factory
+    graph = tf1.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(0)
+        network_fn = model_factory.get_network_fn(model_name, num_classes)
+        size = network_fn.default_image_size
+        network_fn(tf1.placeholder(tf1.float32, [1, size, size, channels]))
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            return tf1.train.Saver().save(sess, path)
+
+
+def test_serves_models_written_by_the_exporter(tmp_path):
+    from images import export
+    lenet_ckpt = _random_checkpoint("lenet", 10, str(tmp_path / "lenet" / "model.ckpt"), 1)
+    lenet = export.export("lenet", lenet_ckpt, str(tmp_path / "served_lenet"), num_classes=10,
+                          channels=1, top_k=3)
+    cifar_ckpt = _random_checkpoint("cifarnet", 10, str(tmp_path / "cifar" / "model.ckpt"), 3)
+    cifar = export.export("cifarnet", cifar_ckpt, str(tmp_path / "served_cifar"), num_classes=0)
+    digits = [make_image(700 + i, size=(28, 28), fmt="PNG") for i in range(3)]
+    photos = [make_image(800 + i, size=(32, 32)) for i in range(3)]
+
+    manager = ModelManager("lenet", str(tmp_path / "served_lenet"), poll_seconds=0)
+    with ThreadServer(manager) as server:
+        want = direct_images(lenet.path, digits)
+        reply = predict(server.url, {"instances": [b64(x) for x in digits]}, model="lenet")
+        assert reply.status_code == 200, reply.text
+        rows = reply.json()["predictions"]
+        assert [r["classes"] for r in rows] == want["classes"].tolist()
+        assert_close([r["probabilities"] for r in rows], want["probabilities"])
+        client = ImageClassifier("lenet")
+        client.connect(server.address)
+        ranked = client.classify(digits)
+        client.close()
+        assert [[p.class_id for p in r] for r in ranked] == want["top_k_classes"].tolist()
+        assert_close([[p.score for p in r] for r in ranked], want["probabilities"])
+        images = np.random.RandomState(0).uniform(-1, 1, (2, 28, 28, 1)).astype(np.float32)
+        reply = predict(server.url, {"signature_name": "predict_images",
+                                     "inputs": {"images": images.tolist()}}, model="lenet")
+        assert_close(reply.json()["outputs"]["probabilities"],
+                     direct(lenet.path, "predict_images", images=images)["probabilities"])
+        wrong_size = predict(server.url, {"signature_name": "predict_images",
+                                          "instances": np.zeros((1, 32, 32, 1)).tolist()},
+                             model="lenet")
+        assert wrong_size.status_code == 400
+        assert "expects DT_FLOAT [-1, 28, 28, 1]" in wrong_size.json()["error"]
+
+    manager = ModelManager("face", str(tmp_path / "served_cifar"), poll_seconds=0)
+    with ThreadServer(manager) as server:
+        fc = FaceService()
+        fc.connect(server.address)
+        embeddings = fc.encode(photos)
+        fc.close()
+        want = direct_images(cifar.path, photos)["embeddings"]
+        assert want.shape == (3, 192)
+        assert_close(np.stack(embeddings), want)

@@ -124,7 +124,12 @@ def test_classify_with_top_k_and_probabilities():
                "classes": np.array([1, 0])}
     results = codec.encode_classify_response(outputs, IMAGE_SIG)["results"]
     assert [[label for label, _ in r] for r in results] == [["1", "2"], ["0", "3"]]
-    assert results[1][1][1] == pytest.approx(0.3)
+    assert results[1][1][1] == pytest.approx(0.3)  # all classes' probabilities: by class id
+    # The exporter's probabilities are the top-k ones, in the order of top_k_classes.
+    outputs["probabilities"] = np.array([[.6, .2], [.5, .3]], np.float32)
+    results = codec.encode_classify_response(outputs, IMAGE_SIG)["results"]
+    assert results == [[["1", pytest.approx(.6)], ["2", pytest.approx(.2)]],
+                       [["0", pytest.approx(.5)], ["3", pytest.approx(.3)]]]
 
 
 def test_classify_ranks_probabilities_when_there_is_no_top_k():

@@ -351,8 +351,9 @@ def classification_outputs(signature: Signature) -> Optional[Tuple[str, ...]]:
     """The outputs ``:classify`` reads for ``signature``, or None when it does not classify.
 
     TF Serving's classification signatures return ``classes`` (labels) and ``scores``; the
-    exported image models return ``top_k_classes`` with ``probabilities``, or ``probabilities``
-    (or ``scores``) alone, which are ranked here.
+    exported image models return ``top_k_classes`` with ``probabilities`` (the top-k ones,
+    aligned; or all classes', indexed by class id); ``probabilities`` (or ``scores``) alone are
+    ranked here.
     """
     outs = signature.outputs
 
@@ -475,8 +476,13 @@ def encode_classify_response(outputs: Dict[str, np.ndarray], signature: Signatur
         for row_c, row_s in zip(classes, scores):
             results.append([[_label(c), float(s)] for c, s in zip(row_c, row_s)])
     elif keys == ("top_k_classes", "probabilities"):
-        for top, probs in zip(outputs["top_k_classes"], outputs["probabilities"]):
-            results.append([[_label(c), float(probs[int(c)])] for c in top])
+        top_k, probs = outputs["top_k_classes"], outputs["probabilities"]
+        # The exporter's probabilities are the top-k ones, aligned with top_k_classes; a model
+        # whose probabilities cover every class is indexed by class id instead.
+        aligned = np.shape(probs)[1] == np.shape(top_k)[1]
+        for top, row in zip(top_k, probs):
+            results.append([[_label(c), float(row[j] if aligned else row[int(c)])]
+                            for j, c in enumerate(top)])
     elif keys in (("probabilities",), ("scores",)):
         for probs in outputs[keys[0]]:
             order = np.argsort(-np.asarray(probs), kind="stable")

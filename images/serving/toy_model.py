@@ -4,8 +4,9 @@
 
 It has the signatures the exporter writes: ``serving_default`` takes encoded images
 (``image_bytes``, tf.string [batch]) and ``predict_images`` takes float ``images`` [batch, H, W, 3]
-in [0, 255]; a classifier returns ``classes`` (int64), ``probabilities`` and ``top_k_classes``, an
-embedding model returns L2-normalised ``embeddings``.  The weights are random (seeded), so the
+in [0, 255]; a classifier returns ``classes`` (int64 [batch]), ``top_k_classes`` (int64
+[batch, k]) and ``probabilities`` (their softmax probabilities, highest first, as
+:mod:`images.export` writes them), an embedding model returns L2-normalised ``embeddings``.  The weights are random (seeded), so the
 outputs are deterministic but meaningless.  Tests and benchmarks use it as a small model.
 """
 import argparse
@@ -41,11 +42,10 @@ class ToyModel(tf.Module):
         x = tf.matmul(tf.reduce_mean(x, [1, 2]), self.dense) + self.bias
         if self.kind == "embedding":
             return {"embeddings": tf.math.l2_normalize(x, axis=1)}
-        probabilities = tf.nn.softmax(x)
+        top = tf.math.top_k(tf.nn.softmax(x), self.top_k)
         return {"classes": tf.argmax(x, 1, output_type=tf.int64),
-                "probabilities": probabilities,
-                "top_k_classes": tf.cast(tf.math.top_k(probabilities, self.top_k).indices,
-                                         tf.int64)}
+                "probabilities": top.values,
+                "top_k_classes": tf.cast(top.indices, tf.int64)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_bytes(self, image_bytes):
