@@ -63,16 +63,20 @@ def run(dataset_dir, num_shards=1, download_url=None, progress=True, num_workers
                              % (archive, ROOT))
         classes, files, _ = image_files.list_class_folders(root)
         label_of = {name: i for i, name in enumerate(classes)}
-        train, validation = split_photos([(p, label_of[c]) for p, c in files])
-        written, sizes, split_files, skipped = [], {}, {}, []
+        usable, skipped = convert_image_folder.check_images(
+            [(p, label_of[c]) for p, c in files], num_workers,
+            report=lambda p, r: print("skipped %s: %s" % (os.path.relpath(p, scratch), r),
+                                      file=sys.stderr))
+        skipped = [(os.path.relpath(p, scratch), r) for p, r in skipped]
+        by_path = {info.path: info for info, _ in usable}
+        train, validation = split_photos([(info.path, label) for info, label in usable])
+        written, sizes, split_files = [], {}, {}
         for split, items in (("train", train), ("validation", validation)):
-            paths, count, split_skipped, _ = convert_image_folder.write_image_split(
-                items, dataset_dir, NAME, split, num_shards, num_workers,
-                report=lambda p, r: print("skipped %s: %s" % (os.path.relpath(p, scratch), r),
-                                          file=sys.stderr))
+            paths, count = convert_image_folder.write_image_split(
+                [(by_path[p], label) for p, label in items], dataset_dir, NAME, split,
+                num_shards)
             written.extend(paths)
             sizes[split], split_files[split] = count, paths
-            skipped.extend((os.path.relpath(p, scratch), r) for p, r in split_skipped)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     labels_file.write_labels(dict(enumerate(classes)), dataset_dir)

@@ -7,7 +7,8 @@
 sorted names), each with JPEG or PNG files (sub-folders inside a class folder count too).  Every
 file is decoded once here: a corrupt file, a file that is not an image, or an image in another
 format is reported with its path and reason and left out, never dropped silently.  The validation
-split takes ``validation_fraction`` of each class (rounded), chosen with a fixed seed; both
+split takes ``validation_fraction`` of each class's usable images (rounded), chosen with a fixed
+seed; both
 splits are shuffled with that seed, so converting the same folder twice gives identical files.
 ``custom_info.json`` records the split sizes and the skipped files, and the trainer's
 ``--dataset_name=custom`` takes the class count from labels.txt.
@@ -46,31 +47,33 @@ def split_items(items, validation_fraction, seed=SEED):
     return train, validation
 
 
-def write_image_split(items, dataset_dir, dataset_name, split_name, num_shards=1,
-                      num_workers=None, report=None):
-    """Checks and writes ``[(path, label)]`` as one split; unusable files are reported, skipped.
+def check_images(items, num_workers=None, report=None):
+    """Decodes every ``(path, label)`` once; unusable files are reported and left out.
 
     Returns:
-      ``(paths written, records written, [(path, reason) skipped], {label: records})``.
+      ``([(ImageInfo without bytes, label)] usable, [(path, reason)] skipped)``, in input order.
     """
     report = report or _print_skip
-    skipped, per_label = [], {}
-    labels = {p: label for p, label in items}
+    usable, skipped = [], []
+    labels = [label for _, label in items]
+    infos = image_files.iter_inspect([p for p, _ in items], num_workers, keep=False)
+    for info, label in zip(infos, labels):
+        if info.ok:
+            usable.append((info, label))
+        else:
+            skipped.append((info.path, info.error))
+            report(info.path, info.error)
+    return usable, skipped
 
-    def examples():
-        for info in image_files.iter_inspect([p for p, _ in items], num_workers):
-            if not info.ok:
-                skipped.append((info.path, info.error))
-                report(info.path, info.error)
-                continue
-            label = labels[info.path]
-            per_label[label] = per_label.get(label, 0) + 1
-            yield example_codec.image_to_tfexample(info.encoded, info.image_format, info.height,
-                                                   info.width, label)
 
-    paths, count = tfrecord_writer.write_split(examples(), dataset_dir, dataset_name, split_name,
-                                               num_shards)
-    return paths, count, skipped, per_label
+def write_image_split(usable, dataset_dir, dataset_name, split_name, num_shards=1):
+    """Writes checked ``[(ImageInfo, label)]`` as one split; returns ``(paths, record count)``."""
+    examples = (example_codec.image_to_tfexample(image_files.load_encoded(info),
+                                                 info.image_format, info.height, info.width,
+                                                 label)
+                for info, label in usable)
+    return tfrecord_writer.write_split(examples, dataset_dir, dataset_name, split_name,
+                                       num_shards)
 
 
 def _print_skip(path, reason):
@@ -105,22 +108,23 @@ def run(dataset_dir, num_shards=1, image_dir=None, validation_fraction=0.1, num_
         skipped.append((path, reason))
         _print_skip(path, reason)
     label_of = {name: i for i, name in enumerate(classes)}
-    items = [(path, label_of[name]) for path, name in files]
-    train, validation = split_items(items, validation_fraction)
-    written, sizes, split_files, per_class = [], {}, {}, {}
-    for split, split_list in (("train", train), ("validation", validation)):
-        paths, count, split_skipped, per_label = write_image_split(
-            split_list, dataset_dir, NAME, split, num_shards, num_workers)
-        written.extend(paths)
-        sizes[split], split_files[split] = count, paths
-        skipped.extend(split_skipped)
-        for label, n in per_label.items():
-            per_class[label] = per_class.get(label, 0) + n
-    if sizes["train"] + sizes["validation"] == 0:
-        for p in written:
-            os.remove(p)
+    usable, bad = check_images([(path, label_of[name]) for path, name in files], num_workers)
+    skipped.extend(bad)
+    if not usable:
         raise ValueError("no usable JPEG or PNG image under %s (%d file(s) skipped, listed above)"
                          % (image_dir, len(skipped)))
+    by_path = {info.path: info for info, _ in usable}
+    train, validation = split_items([(info.path, label) for info, label in usable],
+                                    validation_fraction)
+    written, sizes, split_files = [], {}, {}
+    for split, split_list in (("train", train), ("validation", validation)):
+        paths, count = write_image_split([(by_path[p], label) for p, label in split_list],
+                                         dataset_dir, NAME, split, num_shards)
+        written.extend(paths)
+        sizes[split], split_files[split] = count, paths
+    per_class = {}
+    for _, label in usable:
+        per_class[label] = per_class.get(label, 0) + 1
     empty = [classes[i] for i in range(len(classes)) if not per_class.get(i)]
     if empty:
         print("warning: class folder(s) without a usable image: %s (their labels are kept)"

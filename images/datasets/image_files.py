@@ -6,6 +6,7 @@ Pillow releases the GIL while it decodes, so a thread pool checks files in paral
 """
 import concurrent.futures
 import dataclasses
+import functools
 import io
 import os
 from typing import Iterable, Iterator, List, Optional, Tuple
@@ -25,17 +26,19 @@ class ImageInfo:
     height: int = 0
     width: int = 0
     error: Optional[str] = None
+    reencoded: bool = False
 
     @property
     def ok(self):
         return self.error is None
 
 
-def inspect_bytes(data, path="<bytes>"):
+def inspect_bytes(data, path="<bytes>", keep=True):
     """Decodes ``data`` fully and returns an :class:`ImageInfo` (``error`` set when unusable).
 
     JPEG and PNG bytes are kept as they are.  CMYK JPEGs, which TensorFlow's JPEG decoder cannot
-    read, are re-encoded as RGB JPEG (quality 95).
+    read, are re-encoded as RGB JPEG (quality 95).  With ``keep=False`` the bytes are dropped
+    (a first pass that only checks); :func:`load_encoded` reads them again.
     """
     try:
         with Image.open(io.BytesIO(data)) as probe:
@@ -52,6 +55,7 @@ def inspect_bytes(data, path="<bytes>"):
                 buf = io.BytesIO()
                 probe.convert("RGB").save(buf, format="JPEG", quality=95)
                 data = buf.getvalue()
+        reencoded = _FORMATS[fmt] == "jpeg" and mode == "CMYK"
     except Image.DecompressionBombError as e:
         return ImageInfo(path, error="image too large to decode safely: %s" % e)
     except (OSError, SyntaxError, ValueError) as e:
@@ -61,10 +65,21 @@ def inspect_bytes(data, path="<bytes>"):
         if "cannot identify image file" in msg:
             msg = "not an image file"
         return ImageInfo(path, error="cannot decode: %s" % msg)
-    return ImageInfo(path, encoded=data, image_format=_FORMATS[fmt], height=height, width=width)
+    return ImageInfo(path, encoded=data if keep else None, image_format=_FORMATS[fmt],
+                     height=height, width=width, reencoded=reencoded)
 
 
-def inspect_file(path):
+def load_encoded(info):
+    """The bytes to store for an image checked with ``keep=False``."""
+    if info.encoded is not None:
+        return info.encoded
+    if info.reencoded:
+        return inspect_file(info.path).encoded
+    with open(info.path, "rb") as f:
+        return f.read()
+
+
+def inspect_file(path, keep=True):
     """Reads and checks one file; I/O errors are reported in ``error`` rather than raised."""
     try:
         with open(path, "rb") as f:
@@ -73,23 +88,25 @@ def inspect_file(path):
         return ImageInfo(path, error="cannot read: %s" % e)
     if not data:
         return ImageInfo(path, error="empty file")
-    return inspect_bytes(data, path)
+    return inspect_bytes(data, path, keep)
 
 
-def iter_inspect(paths: Iterable[str], num_workers=None, chunk=256) -> Iterator[ImageInfo]:
+def iter_inspect(paths: Iterable[str], num_workers=None, chunk=256,
+                 keep=True) -> Iterator[ImageInfo]:
     """Checks files with ``num_workers`` threads, yielding results in the order of ``paths``.
 
     Work is submitted ``chunk`` files at a time, so memory holds at most one chunk of images.
     """
+    check = functools.partial(inspect_file, keep=keep)
     paths = list(paths)
     workers = max(1, num_workers or os.cpu_count() or 1)
     if workers == 1:
         for p in paths:
-            yield inspect_file(p)
+            yield check(p)
         return
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(paths), chunk):
-            yield from pool.map(inspect_file, paths[start:start + chunk])
+            yield from pool.map(check, paths[start:start + chunk])
 
 
 def list_class_folders(root) -> Tuple[List[str], List[Tuple[str, str]], List[str]]:

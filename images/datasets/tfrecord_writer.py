@@ -115,6 +115,7 @@ def write_split(examples, dataset_dir, dataset_name, split_name, num_shards=1):
 
     An exception while ``examples`` is consumed leaves no file with a final name behind.
     """
+    os.makedirs(dataset_dir, exist_ok=True)
     paths = shard_paths(dataset_dir, dataset_name, split_name, num_shards)
     with RoundRobinWriter(paths) as writer:
         for example in examples:
