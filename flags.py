@@ -21,6 +21,9 @@ flags.DEFINE_integer("num_classes", 100, "Classes of the mock dataset (real data
                      "own; giving a different value for them is an error).")
 flags.DEFINE_string("train_files", None, "Comma-separated TFRecord file names (or glob patterns) "
                     "inside --dataset_dir, e.g. cifar10_train.tfrecord.")
+flags.DEFINE_boolean("skip_corrupt_records", False, "Skip (and log, with a running count) "
+                     "unreadable TFRecord data and undecodable images instead of stopping with an "
+                     "error that names the file.")
 flags.DEFINE_integer("labels_offset", None, "Subtracted from stored labels (ImageNet-style "
                      "records with a background class need 1). Defaults to the dataset's.")
 

@@ -14,7 +14,7 @@ from absl import app  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 import flags as flag_defs  # noqa: E402,F401  (defines the flags)
-from images.datasets import dataset_factory  # noqa: E402
+from images.datasets import dataset_factory, pipeline  # noqa: E402
 from images.models import model_factory  # noqa: E402
 from images.preprocessing import preprocessing_factory  # noqa: E402
 from images import training  # noqa: E402
@@ -61,9 +61,16 @@ def check_flags():
             raise UsageError("--num_classes=%d but dataset %s has %d classes; drop --num_classes"
                              % (FLAGS.num_classes, dataset.name,
                                 dataset.num_classes - _labels_offset(dataset)))
-    if FLAGS.stop_at_step == 0 and "StopAtStepHook" in FLAGS.hooks and dataset.is_mock:
-        raise UsageError("mock data never ends: give --stop_at_step > 0")
+    if dataset.is_mock and not FLAGS.num_sample_per_epoch and (
+            not FLAGS.stop_at_step or "StopAtStepHook" not in FLAGS.hooks):
+        raise UsageError("mock data never ends: give --stop_at_step > 0 (with StopAtStepHook in "
+                         "--hooks) or --num_sample_per_epoch to define its epochs")
     return record, dataset
+
+
+def resolved_flags():
+    """``{name: value}`` of every trainer flag (absl's own flags left out)."""
+    return {f.name: f.value for f in FLAGS.get_flags_for_module(flag_defs)}
 
 
 def _labels_offset(dataset):
@@ -83,9 +90,15 @@ def main(argv):
     except (UsageError, ValueError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2
-    except hooks_lib.NonFiniteLossError as e:
+    except training.NonFiniteLossError as e:
         log.error("%s", e)
         return 1
+    except tf.errors.OpError as e:
+        message = pipeline.data_error_message(e)  # corrupt file, bad image or label
+        if message is None:
+            raise
+        log.error("bad input data: %s", message)
+        return 2
 
 
 def train(cluster, record, dataset):
@@ -99,10 +112,10 @@ def train(cluster, record, dataset):
     global_batch = FLAGS.batch_size * cluster.size
     samples_per_epoch = FLAGS.num_sample_per_epoch or (
         None if dataset.is_mock or FLAGS.train_files
-        else dataset_factory.split_size(dataset, FLAGS.dataset_split_name))
+        else dataset_factory.split_size(dataset, FLAGS.dataset_split_name, FLAGS.dataset_dir))
     is_chief = cluster.is_chief
     if is_chief:
-        training.write_run_flags(FLAGS.train_dir, FLAGS.flag_values_dict(), sys.argv)
+        training.write_run_flags(FLAGS.train_dir, resolved_flags(), sys.argv)
     log.info("model %s, dataset %s (%d classes), image %dx%d, batch %d x %d worker(s), %s",
              record.name, dataset.name, num_classes, image_size, image_size, FLAGS.batch_size,
              cluster.size, compute_dtype.name)
@@ -122,12 +135,14 @@ def train(cluster, record, dataset):
             image_size=image_size, batch_size=FLAGS.batch_size, is_training=True,
             num_classes=num_classes, channels=channels, num_epochs=FLAGS.num_epochs,
             cluster=cluster, seed=FLAGS.random_seed, labels_offset=labels_offset,
+            samples_per_epoch=samples_per_epoch,
             input_options=dict(
                 shuffle_buffer_size=FLAGS.shuffle_buffer_size,
                 num_parallel_batches=FLAGS.num_parallel_batches,
                 num_preprocessing_threads=FLAGS.num_preprocessing_threads,
                 prefetch_buffer_size=FLAGS.prefetch_buffer_size,
-                use_caching=FLAGS.datasets_use_caching))
+                use_caching=FLAGS.datasets_use_caching,
+                skip_corrupt_records=FLAGS.skip_corrupt_records))
         images, labels = tf.data.make_one_shot_iterator(ds).get_next()
 
         network_fn = model_factory.get_network_fn(
@@ -186,8 +201,8 @@ def train(cluster, record, dataset):
 
         tf.summary.scalar("loss/total", total_loss)
         tf.summary.scalar("loss/cross_entropy", cross_entropy)
-        tf.summary.scalar("accuracy", accuracy)
-        tf.summary.scalar("learning_rate", learning_rate)
+        tf.summary.scalar("train/accuracy", accuracy)
+        tf.summary.scalar("train/learning_rate", learning_rate)
 
         saver = tf.train.Saver(max_to_keep=FLAGS.keep_checkpoint_max)
         init_fn = None
@@ -201,14 +216,13 @@ def train(cluster, record, dataset):
         scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn)
         hook_names = hooks_lib.parse_hook_names(FLAGS.hooks)
         hooks = hooks_lib.build_hooks(
-            hook_names, loss=total_loss, global_step=global_step,
-            log_tensors={"global_step": global_step, "loss": total_loss, "accuracy": accuracy,
+            hook_names, log_tensors={"global_step": global_step, "loss": total_loss, "accuracy": accuracy,
                          "learning_rate": learning_rate},
             train_dir=FLAGS.train_dir, stop_at_step=FLAGS.stop_at_step,
             log_every_n_iters=FLAGS.log_loss_every_n_iters,
             profile_every_n_iters=FLAGS.profile_every_n_iters,
             profile_this_worker=cluster.rank == FLAGS.profile_at_task, is_chief=is_chief,
-            rank=cluster.rank, global_batch_size=global_batch, saver=saver,
+            global_batch_size=global_batch, saver=saver,
             save_checkpoints_steps=FLAGS.save_checkpoints_steps)
         bcast = distributed.broadcast_hook(cluster)
         if bcast is not None:
@@ -225,8 +239,7 @@ def train(cluster, record, dataset):
                 save_summaries_secs=None, log_step_count_steps=None,
                 config=training.session_config(FLAGS.num_intra_threads, FLAGS.num_inter_threads,
                                                FLAGS.log_device_placement)) as sess:
-            while not sess.should_stop():
-                sess.run(train_op)
+            training.run_training_loop(sess, train_op, global_step)
         if is_chief:
             log.info("training done at step %d; checkpoints in %s",
                      _final_step(FLAGS.train_dir), FLAGS.train_dir)

@@ -54,16 +54,22 @@ def session_config(num_intra_threads=0, num_inter_threads=0, log_device_placemen
 
 def make_input_dataset(record, *, dataset_dir, split_name, file_names, preprocessing_fn,
                        image_size, batch_size, is_training, num_classes, channels, num_epochs,
-                       cluster, seed, labels_offset, input_options, compute_dtype=tf.float32):
+                       cluster, seed, labels_offset, input_options, samples_per_epoch=None):
     """The ``tf.data.Dataset`` of ``(images, labels)`` for one worker.
 
-    Mock data is a fixed random batch per worker (``channels`` wide); file datasets go through
+    Mock data is a fixed random batch per worker (``channels`` wide), repeated for
+    ``num_epochs`` epochs of ``samples_per_epoch`` examples over all workers, or forever when the
+    epoch size is not given.  File datasets go through
     :func:`images.datasets.pipeline.build_dataset`, sharded over the cluster's workers.
     ``input_options`` holds the pipeline's tuning arguments.
     """
     if record.is_mock:
+        num_batches = None
+        if samples_per_epoch and num_epochs:
+            num_batches = -(-num_epochs * samples_per_epoch // (batch_size * cluster.size))
         return pipeline.build_mock_dataset(image_size, channels, batch_size, num_classes,
-                                           seed=(seed or 0) + cluster.rank)
+                                           seed=(seed or 0) + cluster.rank,
+                                           num_batches=num_batches)
     files = dataset_factory.resolve_files(record, dataset_dir, split_name, file_names)
     log.info("reading %d file(s) for split %r from %s", len(files), split_name, dataset_dir)
     return pipeline.build_dataset(
@@ -85,16 +91,51 @@ def build_network(network_fn, images, compute_dtype=tf.float32):
             None if aux is None else tf.cast(aux, tf.float32))
 
 
+NON_FINITE_MARKER = "fastnn: non-finite training loss"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the step's update was not applied."""
+
+
 def build_train_op(optimizer, loss, global_step, var_list=None):
-    """``optimizer.minimize`` that also runs the batch-norm moving-average updates."""
+    """``optimizer.minimize`` that also runs the batch-norm moving-average updates.
+
+    Every update depends on a check of ``loss``: a NaN or infinite loss fails the step before
+    any variable changes, so the weights in the session, and every checkpoint, stay finite.
+    """
     update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+    loss_check = tf.debugging.check_numerics(loss, NON_FINITE_MARKER)
     grads_and_vars = optimizer.compute_gradients(loss, var_list=var_list)
     missing = [v.op.name for g, v in grads_and_vars if g is None]
     if missing:
         log.warning("no gradient reaches %d variable(s), e.g. %s", len(missing), missing[:3])
-    apply_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
-    with tf.control_dependencies([apply_op] + update_ops):
+    with tf.control_dependencies([loss_check]):
+        apply_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
+    with tf.control_dependencies([apply_op, loss_check] + update_ops):
         return tf.no_op(name="train_op")
+
+
+def run_training_loop(sess, train_op, global_step):
+    """Runs ``train_op`` until the session says stop; returns the last global step reached.
+
+    Raises:
+      NonFiniteLossError: naming the step whose loss was NaN or infinite.
+    """
+    step = sess.run_step_fn(lambda step_context: step_context.session.run(global_step))
+    while not sess.should_stop():
+        try:
+            sess.run(train_op)
+            step += 1  # every run advances the global step by one
+        except tf.errors.InvalidArgumentError as e:
+            if NON_FINITE_MARKER not in str(e):
+                raise
+            raise NonFiniteLossError(
+                "loss is NaN or infinite at step %d; training stopped before applying that "
+                "step's update. The last checkpoint in train_dir holds finite weights. Lower "
+                "--learning_rate, set --max_gradient_norm, or use --loss_scale=dynamic with "
+                "mixed precision." % (step + 1)) from None
+    return step
 
 
 def model_statistics(variables):

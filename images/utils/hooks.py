@@ -1,4 +1,4 @@
-"""Session hooks selected by ``--hooks``, and the always-on non-finite-loss guard."""
+"""Session hooks selected by ``--hooks``."""
 import logging
 import time
 
@@ -7,10 +7,6 @@ import tensorflow.compat.v1 as tf
 HOOK_NAMES = ("StopAtStepHook", "ProfilerHook", "LoggingTensorHook", "CheckpointSaverHook")
 
 log = logging.getLogger("fastnn")
-
-
-class NonFiniteLossError(RuntimeError):
-    """Raised when the training loss becomes NaN or infinite."""
 
 
 def parse_hook_names(spec):
@@ -23,45 +19,17 @@ def parse_hook_names(spec):
     return names
 
 
-class NonFiniteLossGuardHook(tf.train.SessionRunHook):
-    """Stops training with an error naming the step when the loss is NaN or infinite.
-
-    It runs before the checkpoint saver, so the step that produced the bad loss is never written:
-    the last checkpoint on disk holds finite weights.
-    """
-
-    def __init__(self, loss, global_step):
-        self._fetches = {"loss": loss, "step": global_step}
-
-    def before_run(self, run_context):
-        return tf.train.SessionRunArgs(self._fetches)
-
-    def after_run(self, run_context, run_values):
-        loss = run_values.results["loss"]
-        if not _finite(loss):
-            raise NonFiniteLossError(
-                "loss is %s at step %d; training stopped. The last checkpoint in train_dir holds "
-                "the weights before this step. Lower --learning_rate, set --max_gradient_norm, "
-                "or use --loss_scale=dynamic with mixed precision."
-                % (loss, run_values.results["step"] + 1))
-
-
-def _finite(x):
-    return x == x and x not in (float("inf"), float("-inf"))
-
-
 class ThroughputLoggingHook(tf.train.SessionRunHook):
     """FastNN's LoggingTensorHook: step, loss, accuracy, learning rate, sec/step, samples/sec.
 
-    Every ``every_n_iter`` steps it logs one line (prefixed by the worker's rank) and, on the chief,
+    Every ``every_n_iter`` steps it logs one line and, on the chief,
     writes ``throughput/samples_per_sec`` and ``throughput/sec_per_step`` summaries.
     """
 
-    def __init__(self, tensors, every_n_iter, global_batch_size, rank=0, summary_dir=None):
+    def __init__(self, tensors, every_n_iter, global_batch_size, summary_dir=None):
         self._tensors = tensors
         self._every = max(1, int(every_n_iter))
         self._batch = global_batch_size
-        self._rank = rank
         self._summary_dir = summary_dir
         self._last_time = None
         self._last_step = None
@@ -103,24 +71,24 @@ class ThroughputLoggingHook(tf.train.SessionRunHook):
             self._writer.flush()
 
 
-def build_hooks(names, *, loss, global_step, log_tensors, train_dir, stop_at_step,
-                log_every_n_iters, profile_every_n_iters, profile_this_worker, is_chief, rank,
+def build_hooks(names, *, log_tensors, train_dir, stop_at_step,
+                log_every_n_iters, profile_every_n_iters, profile_this_worker, is_chief,
                 global_batch_size, saver, save_checkpoints_steps):
-    """Builds the hooks named in ``names`` (in a safe order) plus the non-finite-loss guard.
+    """Builds the hooks named in ``names``.
 
-    The guard runs first and the checkpoint saver last, so a bad step is never saved.  Checkpoints,
-    summaries and profiles are written by the chief (or the profiling worker) only.
+    Checkpoints and throughput summaries are written by the chief only, profiles by the worker
+    whose rank is ``profile_at_task``.
 
     Returns:
       A list of ``SessionRunHook`` for ``MonitoredTrainingSession(hooks=...)``.
     """
     names = set(names)
-    hooks = [NonFiniteLossGuardHook(loss, global_step)]
+    hooks = []
     if "StopAtStepHook" in names and stop_at_step:
         hooks.append(tf.train.StopAtStepHook(last_step=stop_at_step))
     if "LoggingTensorHook" in names and log_every_n_iters > 0:
         hooks.append(ThroughputLoggingHook(log_tensors, log_every_n_iters, global_batch_size,
-                                           rank=rank, summary_dir=train_dir if is_chief else None))
+                                           summary_dir=train_dir if is_chief else None))
     if "ProfilerHook" in names and profile_every_n_iters > 0 and profile_this_worker:
         # Chrome traces (timeline-<step>.json) open in chrome://tracing or Perfetto.
         hooks.append(tf.train.ProfilerHook(save_steps=profile_every_n_iters,
