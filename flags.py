@@ -121,9 +121,11 @@ flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept in train_dir.")
 flags.DEFINE_boolean("use_fp16", None, "Compute in float16 with float32 master weights. "
                      "Default: on when a GPU is visible, off on CPUs (TF's CPU float16 kernels "
                      "are slow; use --use_bf16 there).")
-flags.DEFINE_boolean("use_bf16", False, "Compute in bfloat16 with float32 master weights (CPUs "
-                     "with AVX-512/AMX bfloat16 support).")
-flags.DEFINE_string("loss_scale", "1.0", "Loss scale: a number >= 1 (static) or 'dynamic'.")
+flags.DEFINE_boolean("use_bf16", None, "Compute in bfloat16 with float32 master weights. "
+                     "Default: on for a CPU run on a CPU with bfloat16 instructions "
+                     "(avx512_bf16/amx_bf16), else off (docs/distributed.md).")
+flags.DEFINE_string("loss_scale", "1.0", "Loss scale: a number >= 1 (static) or 'dynamic'. "
+                    "With float16 and no --loss_scale given: dynamic.")
 flags.DEFINE_integer("loss_scale_growth_steps", 2000, "Dynamic loss scaling: clean steps before "
                      "the scale doubles.")
 flags.DEFINE_float("loss_scale_initial", 32768.0, "Dynamic loss scaling: initial scale.")

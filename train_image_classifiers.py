@@ -33,15 +33,18 @@ def _gpu_available():
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def resolve_compute_dtype():
-    """float16 / bfloat16 / float32 from --use_fp16 / --use_bf16 (fp16 defaults on with a GPU)."""
-    use_fp16 = FLAGS.use_fp16 if FLAGS.use_fp16 is not None else (
-        _gpu_available() and not FLAGS.use_bf16)
-    if use_fp16:
-        return tf.float16
-    if FLAGS.use_bf16:
-        return tf.bfloat16
-    return tf.float32
+def resolve_precision():
+    """The compute dtype from --use_fp16 / --use_bf16 and this machine (docs/distributed.md)."""
+    return precision.resolve_policy(FLAGS.use_fp16, FLAGS.use_bf16, _gpu_available())
+
+
+def resolve_loss_scale(policy):
+    """--loss_scale; float16 without an explicit --loss_scale scales dynamically."""
+    text = FLAGS.loss_scale
+    if policy.dtype == tf.float16 and not FLAGS["loss_scale"].present:
+        text = "dynamic"
+    return precision.LossScaleConfig.parse(text, FLAGS.loss_scale_growth_steps,
+                                           FLAGS.loss_scale_initial)
 
 
 def check_flags():
@@ -94,6 +97,10 @@ def main(argv):
         log.error("%s", e)
         return 1
     except tf.errors.OpError as e:
+        lost = distributed.lost_worker_message(cluster, e)  # another worker died or hung
+        if lost is not None:
+            log.error("%s", lost)
+            return 1
         message = pipeline.data_error_message(e)  # corrupt file, bad image or label
         if message is None:
             raise
@@ -103,7 +110,8 @@ def main(argv):
 
 def train(cluster, record, dataset):
     """Builds the training graph and runs it in a MonitoredTrainingSession."""
-    compute_dtype = resolve_compute_dtype()
+    policy = resolve_precision()
+    loss_scale = resolve_loss_scale(policy)
     labels_offset = _labels_offset(dataset)
     num_classes = dataset_factory.resolve_num_classes(
         dataset, FLAGS.dataset_dir, FLAGS.num_classes) if dataset.num_classes is None else (
@@ -118,7 +126,9 @@ def train(cluster, record, dataset):
         training.write_run_flags(FLAGS.train_dir, resolved_flags(), sys.argv)
     log.info("model %s, dataset %s (%d classes), image %dx%d, batch %d x %d worker(s), %s",
              record.name, dataset.name, num_classes, image_size, image_size, FLAGS.batch_size,
-             cluster.size, compute_dtype.name)
+             cluster.size, policy.description)
+    log.info("precision: %s; loss scale: %s", policy.reason,
+             loss_scale.mode if loss_scale.mode != "static" else loss_scale.value)
 
     graph = tf.Graph()
     with graph.as_default():
@@ -148,7 +158,7 @@ def train(cluster, record, dataset):
         network_fn = model_factory.get_network_fn(
             record.name, num_classes=num_classes, weight_decay=FLAGS.weight_decay,
             is_training=True)
-        logits, _, aux_logits = training.build_network(network_fn, images, compute_dtype)
+        logits, _, aux_logits = training.build_network(network_fn, images, policy.build_dtype)
         total_loss, cross_entropy = losses.classification_loss(
             logits, labels, num_classes, label_smoothing=FLAGS.label_smoothing,
             aux_logits=aux_logits if record.has_aux_logits else None)
@@ -175,8 +185,7 @@ def train(cluster, record, dataset):
             adamw_weight_decay_rate=FLAGS.adamw_weight_decay_rate)
         optimizer = precision.GradientPolicyOptimizer(
             optimizers.build_optimizer(opt_cfg, learning_rate),
-            loss_scale=precision.LossScaleConfig.parse(
-                FLAGS.loss_scale, FLAGS.loss_scale_growth_steps, FLAGS.loss_scale_initial),
+            loss_scale=loss_scale,
             max_gradient_norm=FLAGS.max_gradient_norm)
         optimizer = distributed.distributed_optimizer(
             cluster, optimizer, compression="fp16" if FLAGS.hvd_fp16_compression else "none",
@@ -206,7 +215,7 @@ def train(cluster, record, dataset):
 
         saver = tf.train.Saver(max_to_keep=FLAGS.keep_checkpoint_max)
         init_fn = None
-        if FLAGS.task_type == "finetune":
+        if FLAGS.task_type == "finetune" and is_chief:  # the broadcast gives the others
             init_fn = warm_start.warm_start_init_fn(
                 FLAGS.model_dir, FLAGS.ckpt_file_name, train_dir=FLAGS.train_dir,
                 num_classes=num_classes,
@@ -232,13 +241,16 @@ def train(cluster, record, dataset):
         if latest:
             log.info("resuming from %s", latest)
         with tf.train.MonitoredTrainingSession(
-                master="", is_chief=is_chief,
+                # Every worker initialises its own variables (a non-chief would wait for
+                # another process to do it); the broadcast hook then copies rank 0's.
+                master="", is_chief=True,
                 checkpoint_dir=FLAGS.train_dir if is_chief else None, scaffold=scaffold,
                 hooks=hooks, save_checkpoint_secs=None, save_checkpoint_steps=None,
                 save_summaries_steps=(FLAGS.save_summaries_steps or None) if is_chief else None,
                 save_summaries_secs=None, log_step_count_steps=None,
-                config=training.session_config(FLAGS.num_intra_threads, FLAGS.num_inter_threads,
-                                               FLAGS.log_device_placement)) as sess:
+                config=policy.configure_session(training.session_config(
+                    FLAGS.num_intra_threads, FLAGS.num_inter_threads,
+                    FLAGS.log_device_placement))) as sess:
             training.run_training_loop(sess, train_op, global_step)
         if is_chief:
             log.info("training done at step %d; checkpoints in %s",

@@ -1,18 +1,32 @@
 """Horovod glue: the PAISoar stand-in.
 
-``--enable_paisoar`` (FastNN's name) switches the distributed optimizer on.  Outside ``horovodrun``
-Horovod initialises as one worker (rank 0 of 1), so the same command trains single-process.
+``--enable_paisoar`` (FastNN's name) switches the distributed optimizer on.  A process that no
+launcher started as one of several ranks trains alone, without Horovod, so the same command works
+outside ``horovodrun``.
+
+Failure handling: Horovod's background thread on every worker exchanges a message with the others
+every few milliseconds, whatever the Python side is doing, and Gloo gives up on a peer that has not
+answered for ``HOROVOD_GLOO_TIMEOUT_SECONDS`` (30 by default).  So a worker that dies or hangs makes
+the others' next collective fail within that time; the trainer turns the failure into a clear
+message (:func:`lost_worker_message`) and a non-zero exit, and ``horovodrun`` then stops the
+remaining workers and exits non-zero itself.
 """
 import dataclasses
-import logging
 import os
 from typing import Any, Optional
 
 import tensorflow.compat.v1 as tf
 
-log = logging.getLogger("fastnn")
+_LAUNCHER_RANK_ENV = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
+_LAUNCHER_SIZE_ENV = ("HOROVOD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 
-_LAUNCHER_ENV = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
+COMPRESSIONS = ("none", "fp16")
+REDUCE_OPS = ("average", "adasum")
+
+# Fragments of the errors a collective raises when a peer is gone (Gloo timeouts, closed
+# connections, Horovod's shutdown after a rank failed).
+_LOST_PEER_MARKERS = ("Horovod has been shut down", "Timed out waiting", "Connection closed by peer",
+                      "Connection reset by peer", "Horovod background loop")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,26 +47,49 @@ class Cluster:
         return self.hvd is not None
 
 
-def launched_by_horovodrun():
+def launched_size(environ=None):
+    """Number of ranks the launcher (horovodrun, mpirun) started, 1 when there is none."""
+    environ = os.environ if environ is None else environ
+    if not any(k in environ for k in _LAUNCHER_RANK_ENV):
+        return 1
+    for key in _LAUNCHER_SIZE_ENV:
+        if key in environ:
+            return int(environ[key])
+    return 1
+
+
+def launched_by_horovodrun(environ=None):
     """True when a launcher (horovodrun, mpirun) started this process as one of several ranks."""
-    return any(k in os.environ for k in _LAUNCHER_ENV) and int(
-        os.environ.get("HOROVOD_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))) > 1
+    return launched_size(environ) > 1
 
 
-def init_cluster(enable_distributed):
-    """Initialises Horovod when ``enable_distributed``; else a one-worker :class:`Cluster`.
+def init_cluster(enable_distributed, environ=None):
+    """Initialises Horovod for a multi-rank launch; else returns a one-worker :class:`Cluster`.
+
+    Args:
+      enable_distributed: ``--enable_paisoar``.
+      environ: the environment to inspect (default ``os.environ``).
 
     Raises:
-      ValueError: several ranks were launched but the distributed optimizer is off, which would
-        train independent copies of the model.
+      ValueError: several ranks were launched but the distributed optimizer is off (they would
+        train independent copies of the model), or Horovod cannot be imported under a launcher.
     """
+    size = launched_size(environ)
     if not enable_distributed:
-        if launched_by_horovodrun():
-            raise ValueError("this process is one of several launched by horovodrun, but "
+        if size > 1:
+            raise ValueError("this process is one of %d launched by horovodrun, but "
                              "--enable_paisoar=False turns the distributed optimizer off; the "
-                             "workers would train separate models. Drop --enable_paisoar=False.")
+                             "workers would train separate models. Drop --enable_paisoar=False, "
+                             "or run without horovodrun for local training." % size)
         return Cluster()
-    import horovod.tensorflow as hvd  # imported only when asked for: it loads its own ops.
+    if size == 1:
+        # Not launched as one of several ranks: a plain one-worker run needs no collectives.
+        return Cluster()
+    try:
+        import horovod.tensorflow as hvd  # imported only when needed: it loads its own ops.
+    except ImportError as e:
+        raise ValueError("horovodrun started %d workers but Horovod does not import (%s); "
+                         "install it with `make install` (README)" % (size, e)) from None
     hvd.init()
     return Cluster(rank=hvd.rank(), size=hvd.size(), local_rank=hvd.local_rank(),
                    local_size=hvd.local_size(), hvd=hvd)
@@ -62,20 +99,43 @@ def distributed_optimizer(cluster, optimizer, compression="none", op="average",
                           backward_passes_per_step=1):
     """Wraps ``optimizer`` in ``hvd.DistributedOptimizer`` (gradients allreduced across workers).
 
+    With ``backward_passes_per_step`` k > 1 each worker sums k batches' gradients locally, the
+    allreduce and the update happen every k-th run, and the gradient is the mean over the k
+    batches (``average``), so k accumulation steps act like one batch k times larger.
+
     Args:
       cluster: from :func:`init_cluster`; with one plain worker the optimizer is returned as is.
       optimizer: the optimizer to wrap.
       compression: ``none`` or ``fp16`` (gradients travel as float16).
       op: ``average`` or ``adasum``.
       backward_passes_per_step: local gradient accumulation before each allreduce.
+
+    Raises:
+      ValueError: an unknown compression or op.
     """
+    if compression not in COMPRESSIONS:
+        raise ValueError("unknown gradient compression %r; valid: %s"
+                         % (compression, ", ".join(COMPRESSIONS)))
+    if op not in REDUCE_OPS:
+        raise ValueError("unknown allreduce op %r; valid: %s" % (op, ", ".join(REDUCE_OPS)))
+    if backward_passes_per_step < 1:
+        raise ValueError("backward_passes_per_step must be >= 1, got %d"
+                         % backward_passes_per_step)
     if not cluster.distributed:
         return optimizer
     hvd = cluster.hvd
+    if op == "adasum" and not hvd.mpi_enabled():
+        # Measured with Horovod 0.28.1 + Gloo: each worker kept its own gradient, silently.
+        raise ValueError("--allreduce_op=adasum needs Horovod's MPI controller (horovodrun --mpi "
+                         "with a Horovod built with MPI); under Gloo the workers' gradients are "
+                         "not combined. Use --allreduce_op=average.")
     comp = {"none": hvd.Compression.none, "fp16": hvd.Compression.fp16}[compression]
-    reduce_op = {"average": hvd.Average, "adasum": hvd.Adasum}[op]
-    return hvd.DistributedOptimizer(optimizer, compression=comp, op=reduce_op,
-                                    backward_passes_per_step=backward_passes_per_step)
+    kwargs = {}
+    if op == "average" and backward_passes_per_step > 1:
+        kwargs["average_aggregated_gradients"] = True  # Adasum refuses this option.
+    return hvd.DistributedOptimizer(
+        optimizer, compression=comp, op={"average": hvd.Average, "adasum": hvd.Adasum}[op],
+        backward_passes_per_step=backward_passes_per_step, **kwargs)
 
 
 def broadcast_hook(cluster, variables=None):
@@ -104,3 +164,25 @@ class BroadcastVariablesHook(tf.train.SessionRunHook):
 
     def after_create_session(self, session, coord):
         session.run(self._op)
+
+
+def lost_worker_message(cluster, error):
+    """A clear message when ``error`` means another worker is gone; None for other errors.
+
+    Args:
+      cluster: this process's :class:`Cluster`.
+      error: an exception raised by a session run.
+    """
+    if not cluster.distributed or not isinstance(error, tf.errors.OpError):
+        return None
+    text = str(error)
+    if not any(marker in text for marker in _LOST_PEER_MARKERS):
+        return None
+    first = next(line.strip() for line in text.splitlines()
+                 if any(marker in line for marker in _LOST_PEER_MARKERS))
+    return ("worker %d of %d: a collective with the other workers failed, so another worker "
+            "died, was killed, hung for more than HOROVOD_GLOO_TIMEOUT_SECONDS=%s s, or ran out "
+            "of data earlier than this one (see its log). Stopping this worker too; restart the "
+            "job to resume from rank 0's last checkpoint. (%s: %s)"
+            % (cluster.rank, cluster.size, os.environ.get("HOROVOD_GLOO_TIMEOUT_SECONDS", "30"),
+               type(error).__name__, first[:300]))

@@ -1,21 +1,42 @@
 """Mixed precision: float32 master weights read in float16/bfloat16, and loss scaling.
 
-The network runs in the compute dtype: trainable float32 variables are created in float32 and cast
-on read by a custom getter, while batch-norm parameters and statistics stay float32 (tf-slim's fused
-batch norm keeps them so).  Logits are cast back to float32 for the loss.
+Two ways to run the network in a 16-bit type, both keeping the variables (master weights) float32:
+
+* the custom getter (:func:`compute_dtype_scope`): the graph is built in the compute dtype and every
+  trainable float32 variable is cast on read.  Batch-norm parameters and moving statistics stay
+  float32 (tf-slim's fused batch norm asks for float32 parameters when its input is 16-bit), and
+  :func:`images.training.build_network` casts the logits back to float32 for the loss.
+* oneDNN's graph rewrite (``auto_mixed_precision_onednn_bfloat16``, bfloat16 only): the graph is
+  built in float32 and Grappler converts the ops on its allow list (convolutions, matmuls, batch
+  norm with float32 statistics, activations and their gradients) to bfloat16 with casts at the
+  edges; softmax cross-entropy and the update stay float32.  It needs TensorFlow's oneDNN ops,
+  which TensorFlow switches on by itself only on CPUs with AVX512-VNNI/BF16 or AMX
+  (``TF_ENABLE_ONEDNN_OPTS=1`` forces them).
+
+:func:`resolve_policy` picks the dtype and the way from the flags and the machine; see
+docs/distributed.md for the defaults and measured speeds.
 
 Loss scaling multiplies the loss before differentiation and divides the gradients right after, so
 everything downstream (the Horovod allreduce average, clipping, the update) sees true gradients.
-``dynamic`` scaling skips a step whose gradients are not finite, halves the scale, and doubles it
-after ``growth_steps`` clean steps.
+``dynamic`` scaling skips a step whose gradients are not finite (weights and optimizer slots keep
+their values), halves the scale, and doubles it after ``growth_steps`` clean steps.
 """
 import contextlib
 import dataclasses
+import logging
 from typing import Optional
 
 import tensorflow.compat.v1 as tf
 
+log = logging.getLogger("fastnn")
+
 COMPUTE_DTYPES = {"float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
+
+# Dynamic scaling never grows past this: float16 gradients overflow long before, and an unbounded
+# scale would reach float32 infinity, after which every step would be skipped.
+MAX_DYNAMIC_SCALE = 2.0 ** 24
+
+_NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def _master_weight_getter(compute_dtype):
@@ -41,6 +62,123 @@ def compute_dtype_scope(compute_dtype):
         yield
 
 
+# --------------------------------------------------------------------------- policy
+def cpu_flags(path="/proc/cpuinfo"):
+    """The feature flags of the first CPU in ``path`` (empty when it cannot be read)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_native_bf16(flags=None):
+    """True when the CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX)."""
+    flags = cpu_flags() if flags is None else flags
+    return any(f in flags for f in _NATIVE_BF16_CPU_FLAGS)
+
+
+def onednn_enabled():
+    """True when TensorFlow's oneDNN ops are on in this process (needed by the bf16 rewrite)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):  # a TensorFlow without the probe: assume off
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class PrecisionPolicy:
+    """How the network computes.
+
+    Attributes:
+      dtype: the arithmetic type (float32, float16 or bfloat16).
+      graph_rewrite: bfloat16 by oneDNN's Grappler rewrite; the graph itself is built in float32.
+      reason: why this was chosen, for the log.
+    """
+    dtype: tf.DType = tf.float32
+    graph_rewrite: bool = False
+    reason: str = ""
+
+    @property
+    def build_dtype(self):
+        """The dtype to build the network in (:func:`images.training.build_network`)."""
+        return tf.float32 if self.graph_rewrite else self.dtype
+
+    @property
+    def description(self):
+        how = (" (oneDNN graph rewrite)" if self.graph_rewrite else
+               " (float32 master weights cast on read)" if self.dtype != tf.float32 else "")
+        return self.dtype.name + how
+
+    def configure_session(self, config):
+        """Turns the bfloat16 rewrite on in ``config`` (a ``tf.ConfigProto``) when asked for."""
+        if self.graph_rewrite:
+            from tensorflow.core.protobuf import rewriter_config_pb2
+            config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
+                rewriter_config_pb2.RewriterConfig.ON)
+        return config
+
+
+def resolve_policy(use_fp16=None, use_bf16=None, gpu_available=False, native_bf16=None,
+                   onednn=None):
+    """Chooses the compute dtype from the flags and the machine.
+
+    Defaults (a flag left at None): float16 with a GPU; on a CPU, bfloat16 when it has native
+    bfloat16 instructions (AVX512-BF16 or AMX), else float32.  Asked-for bfloat16 on a CPU uses
+    oneDNN's graph rewrite when oneDNN is on, else the custom getter.
+
+    Args:
+      use_fp16: ``--use_fp16`` (None: on with a GPU unless bfloat16 was asked for).
+      use_bf16: ``--use_bf16`` (None: on for a CPU-only run on a CPU with native bfloat16).
+      gpu_available: a GPU is visible.
+      native_bf16: the CPU has bfloat16 instructions (None: read /proc/cpuinfo).
+      onednn: TensorFlow's oneDNN ops are on (None: ask TensorFlow).
+
+    Raises:
+      ValueError: both 16-bit types asked for.
+    """
+    if use_fp16 and use_bf16:
+        raise ValueError("--use_fp16 and --use_bf16 exclude each other; give one of them")
+    native_bf16 = cpu_has_native_bf16() if native_bf16 is None else native_bf16
+    if use_fp16 is None:
+        use_fp16 = gpu_available and not use_bf16
+        fp16_why = "default with a GPU"
+    else:
+        fp16_why = "--use_fp16"
+    if use_fp16:
+        why = fp16_why
+        if not gpu_available:
+            why += "; TensorFlow's CPU float16 kernels are slow: a correctness path only"
+            log.warning("--use_fp16 on a CPU: float16 kernels here are much slower than float32 "
+                        "(docs/distributed.md); use it on GPUs")
+        return PrecisionPolicy(tf.float16, False, why)
+    if use_bf16 is None:
+        use_bf16 = native_bf16 and not gpu_available
+        if not use_bf16:
+            return PrecisionPolicy(tf.float32, False, "default: " + (
+                "--use_fp16=False" if gpu_available else "this CPU has no bfloat16 instructions"))
+        why = "default on a CPU with bfloat16 instructions"
+    elif not use_bf16:
+        return PrecisionPolicy(tf.float32, False, "--use_bf16=False")
+    else:
+        why = "--use_bf16"
+    if not native_bf16 and not gpu_available:
+        log.warning("--use_bf16 on a CPU without bfloat16 instructions (avx512_bf16/amx_bf16): "
+                    "TensorFlow emulates them and a step is several times slower than in "
+                    "float32 (docs/distributed.md)")
+    onednn = onednn_enabled() if onednn is None else onednn
+    if gpu_available or not onednn:
+        return PrecisionPolicy(tf.bfloat16, False, why + (
+            "" if gpu_available else "; oneDNN is off (TF_ENABLE_ONEDNN_OPTS), so the custom "
+            "getter computes in bfloat16"))
+    return PrecisionPolicy(tf.bfloat16, True, why)
+
+
+# --------------------------------------------------------------------------- loss scaling
 @dataclasses.dataclass(frozen=True)
 class LossScaleConfig:
     """``mode`` is ``none``, ``static`` (multiply by ``value``) or ``dynamic``."""
@@ -72,6 +210,8 @@ class GradientPolicyOptimizer(tf.train.Optimizer):
     ``compute_gradients`` scales the loss and unscales the gradients; ``apply_gradients`` clips
     (after any allreduce done by a Horovod wrapper around this object), then applies the update or,
     with dynamic scaling and a non-finite gradient, skips it.  The global step advances either way.
+    Under Horovod the averaged gradients are the same on every worker, so every worker takes the
+    same decision.
     """
 
     def __init__(self, optimizer, loss_scale: LossScaleConfig = LossScaleConfig(),
@@ -83,18 +223,24 @@ class GradientPolicyOptimizer(tf.train.Optimizer):
         self._scale_var = None
         self._good_steps = None
         if loss_scale.mode == "dynamic":
-            with tf.variable_scope("loss_scale"):
+            # Global (not trainable) so checkpoints keep the scale and the broadcast hook syncs it.
+            with tf.variable_scope(None, default_name="loss_scale"):
                 self._scale_var = tf.get_variable(
-                    "scale", initializer=float(loss_scale.initial_dynamic), trainable=False,
-                    collections=[tf.GraphKeys.GLOBAL_VARIABLES])
+                    "scale", initializer=tf.constant(float(loss_scale.initial_dynamic)),
+                    trainable=False, collections=[tf.GraphKeys.GLOBAL_VARIABLES])
                 self._good_steps = tf.get_variable(
-                    "good_steps", initializer=0, dtype=tf.int64, trainable=False,
+                    "good_steps", initializer=tf.constant(0, tf.int64), trainable=False,
                     collections=[tf.GraphKeys.GLOBAL_VARIABLES])
 
     @property
     def inner(self):
         """The wrapped optimizer."""
         return self._opt
+
+    @property
+    def loss_scale_config(self):
+        """The :class:`LossScaleConfig` in force."""
+        return self._ls
 
     def loss_scale(self):
         """The current scale as a float32 tensor."""
@@ -119,7 +265,8 @@ class GradientPolicyOptimizer(tf.train.Optimizer):
         pairs = list(zip(grads, variables))
         if self._ls.mode != "dynamic":
             return self._opt.apply_gradients(pairs, global_step=global_step, name=name)
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(_dense(g))) for g in grads])
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(_dense(g))) for g in grads],
+                               name="grads_finite")
 
         def apply():
             with tf.control_dependencies([self._opt.apply_gradients(pairs)]):
@@ -137,11 +284,13 @@ class GradientPolicyOptimizer(tf.train.Optimizer):
 
     def _update_scale(self, finite):
         growth = self._ls.growth_steps
+        ceiling = max(MAX_DYNAMIC_SCALE, float(self._ls.initial_dynamic))
 
         def grow_or_count():
             good = self._good_steps + 1
             grow = good >= growth
-            new_scale = tf.where(grow, self._scale_var * 2.0, self._scale_var)
+            new_scale = tf.where(grow, tf.minimum(self._scale_var * 2.0, ceiling),
+                                 self._scale_var)
             return tf.group(self._scale_var.assign(new_scale),
                             self._good_steps.assign(tf.where(grow, tf.zeros_like(good), good)))
 
