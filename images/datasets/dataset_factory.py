@@ -167,7 +167,9 @@ def resolve_files(record: DatasetRecord, dataset_dir: Optional[str], split_name:
         if not matched:
             raise FileNotFoundError(
                 "no files match %r in %s (dataset %r); convert the data with "
-                "images/datasets/download_and_convert_data.py --dataset_name=%s --dataset_dir=%s"
-                % (pattern, dataset_dir, record.name, record.name, dataset_dir))
+                "images/datasets/download_and_convert_data.py --dataset_name=%s --dataset_dir=%s%s"
+                % (pattern, dataset_dir, record.name, record.name, dataset_dir,
+                   " --image_dir=<folder with one sub-folder per class>"
+                   if record.name == "custom" else ""))
         files.extend(matched)
     return sorted(set(files))

@@ -141,9 +141,8 @@ def read_records(files, num_workers=1, worker_index=0, shuffle_files=False, seed
             (tf.constant(0, tf.int64), tf.constant(0, tf.int64)), frame)
 
     cycle = max(1, min(len(files), cycle_length))
-    ds = file_ds.interleave(read_one, cycle_length=cycle, block_length=1,
-                            num_parallel_calls=cycle if cycle > 1 else None,
-                            deterministic=deterministic)
+    parallel = {"num_parallel_calls": cycle, "deterministic": deterministic} if cycle > 1 else {}
+    ds = file_ds.interleave(read_one, cycle_length=cycle, block_length=1, **parallel)
     if skip_corrupt_records:
         return _log_broken_files(ds)
     return ds.filter(lambda r, p, i, o, s, is_end, keep: keep).map(
