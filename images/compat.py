@@ -1,5 +1,10 @@
 """Compatibility shims for the pinned stack (TensorFlow 2.15.1, tf-keras 2.15.1, tf-slim 1.1.0).
 
+Second shim: AutoGraph leaves ``tensorflow`` and ``keras`` code alone but not ``tf_keras``, so every
+legacy layer tf-slim builds (batch norm above all) had its whole call tree converted again: a
+training-mode batch norm took about a second to build instead of a few milliseconds, and a big
+network minutes.  ``tf_keras`` is added to AutoGraph's do-not-convert rules.
+
 TensorFlow 2.15 looks the legacy Keras layers up at ``tf_keras.legacy_tf_layers`` when tf-slim's
 ``batch_norm`` builds a layer, while tf-keras 2.15.1 ships them at ``tf_keras.src.legacy_tf_layers``:
 without an alias every network with batch norm fails with ``No module named
@@ -32,4 +37,15 @@ def install():
                         "tf_keras.src.legacy_tf_layers." + sub)
                 except ImportError:
                     pass
+    _skip_autograph_for_tf_keras()
     _installed = True
+
+
+def _skip_autograph_for_tf_keras():
+    try:
+        from tensorflow.python.autograph.core import config as ag_config, config_lib
+    except ImportError:  # a TensorFlow without this private module: nothing to speed up
+        return
+    rule = config_lib.DoNotConvert("tf_keras")
+    if not any(getattr(r, "_prefix", None) == "tf_keras" for r in ag_config.CONVERSION_RULES):
+        ag_config.CONVERSION_RULES = (rule,) + tuple(ag_config.CONVERSION_RULES)
