@@ -24,6 +24,29 @@ AUTOTUNE = tf.data.experimental.AUTOTUNE
 RECORD_OVERHEAD = 16
 _ERR_OPEN = "<<fastnn-data-error: "
 _ERR_CLOSE = " >>"
+# The pipeline's own dataset functions are plain graph code: AutoGraph has nothing to convert
+# and cannot parse the source of small lambdas, so they skip it.
+_plain = tf.autograph.experimental.do_not_convert
+
+
+@_plain
+def _keep_flag(*element):
+    return element[-1]
+
+
+@_plain
+def _record_path_index(*element):
+    return element[:3]
+
+
+@_plain
+def _ok_flag(image, label, ok, *rest):
+    return ok
+
+
+@_plain
+def _drop_tags(image, label, ok, path, index, *bbox):
+    return (image, label) + tuple(bbox)
 
 
 class BadInputDataError(ValueError):
@@ -107,6 +130,7 @@ def read_records(files, num_workers=1, worker_index=0, shuffle_files=False, seed
     if shuffle_files and len(files) > 1:
         file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
 
+    @_plain
     def read_one(path, size):
         # ignore_errors() ends the file at its first unreadable record (TensorFlow's reader moves
         # to the next file); comparing the bytes framed so far with the file size finds it,
@@ -116,6 +140,7 @@ def read_records(files, num_workers=1, worker_index=0, shuffle_files=False, seed
         records = tf.data.TFRecordDataset(path).ignore_errors().enumerate()
         end = tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), tf.constant(b"")))
 
+        @_plain
         def frame(state, element):
             offset, index = state  # bytes framed so far, records seen so far
             is_end = element[0] < 0
@@ -145,12 +170,12 @@ def read_records(files, num_workers=1, worker_index=0, shuffle_files=False, seed
     ds = file_ds.interleave(read_one, cycle_length=cycle, block_length=1, **parallel)
     if skip_corrupt_records:
         return _log_broken_files(ds)
-    return ds.filter(lambda r, p, i, o, s, is_end, keep: keep).map(
-        lambda r, p, i, o, s, is_end, keep: (r, p, i))
+    return ds.filter(_keep_flag).map(_record_path_index)
 
 
 def _log_broken_files(ds):
     """Logs each skipped file tail with a running count; keeps this worker's good records."""
+    @_plain
     def count(skipped, element):
         record, path, index, offset, size, is_end, keep = element
         lost = tf.maximum(size - offset, 0)
@@ -168,7 +193,7 @@ def _log_broken_files(ds):
         return skipped, (record, path, index, keep)
 
     ds = ds.scan(tf.constant(0, tf.int64), count)
-    return ds.filter(lambda r, p, i, keep: keep).map(lambda r, p, i, keep: (r, p, i))
+    return ds.filter(_keep_flag).map(_record_path_index)
 
 
 def _try_parse(parse_fn, serialized):
@@ -300,6 +325,7 @@ def build_dataset(files, parse_fn, preprocess_fn, image_size, batch_size, is_tra
 
 def _log_undecodable(ds):
     """Logs each undecodable record with a running count and drops it."""
+    @_plain
     def count(skipped, element):
         image, label, ok, path, index = element[:5]
         bad = tf.logical_not(ok)
@@ -312,8 +338,7 @@ def _log_undecodable(ds):
         return skipped, (image, label, ok, path, index) + tuple(element[5:])
 
     ds = ds.scan(tf.constant(0, tf.int64), count)
-    ds = ds.filter(lambda image, label, ok, *rest: ok)
-    return ds.map(lambda image, label, ok, path, index, *bbox: (image, label) + tuple(bbox))
+    return ds.filter(_ok_flag).map(_drop_tags)
 
 
 def build_mock_dataset(image_size, channels, batch_size, num_classes, seed=0, num_batches=None,
