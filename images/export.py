@@ -121,7 +121,7 @@ def build_serving_graph(model_name, num_classes, image_size, top_k=5, preprocess
         return preprocessing_fn(image, image_size, image_size)
 
     out_channels = 1 if use_grayscale else channels
-    decoded = tf.map_fn(decode, image_bytes, back_prop=False,
+    decoded = tf.map_fn(decode, image_bytes,
                         fn_output_signature=tf.TensorSpec(
                             [image_size, image_size, out_channels], tf.float32))
     # Feeding ``images`` cuts the decode branch off: the second signature needs no bytes.

@@ -417,9 +417,19 @@ def test_evaluating_averages_of_a_checkpoint_without_them_is_a_clear_error(
                             batch_size=2, moving_average_decay=0.9)
 
 
-def test_warm_start_flags_need_finetune(tmp_path):
-    proc = run_script([TRAIN, "--enable_paisoar=False", "--model_name=lenet",
-                       "--dataset_name=mock", "--checkpoint_exclude_scopes=LeNet/fc4",
-                       "--train_dir=" + str(tmp_path)], check=False)
-    assert proc.returncode != 0
-    assert "need --task_type=finetune" in proc.stderr
+@pytest.mark.parametrize("args,needle", [
+    (["--checkpoint_exclude_scopes=LeNet/fc4"], "need --task_type=finetune"),
+    (["--checkpoint_scope_map=a:b"], "need --task_type=finetune"),
+    (["--ignore_missing_vars"], "need --task_type=finetune"),
+    (["--moving_average_decay=1.0"], "moving_average_decay must be in"),
+])
+def test_warm_start_flags_are_validated(args, needle):
+    from absl import flags as absl_flags
+    import flags as trainer_flags
+    flag_values = trainer_flags.FLAGS
+    try:
+        flag_values.unparse_flags()
+        with pytest.raises(absl_flags.Error, match=needle):
+            flag_values(["train_image_classifiers.py"] + args)
+    finally:
+        flag_values.unparse_flags()
