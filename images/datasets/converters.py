@@ -50,5 +50,5 @@ def get_converter_record(name) -> Converter:
 
 
 def get_converter(name):
-    """``fn(dataset_dir, num_shards=1, **options) -> written paths``; unknown names list the valid."""
+    """``fn(dataset_dir, num_shards=1, **options) -> written paths`` of converter ``name``."""
     return get_converter_record(name).run

@@ -149,8 +149,8 @@ def read_records(files, num_workers=1, worker_index=0, shuffle_files=False, seed
             if not skip_corrupt_records:
                 ok = _check(tf.logical_not(broken), lambda: [
                     "corrupt or truncated TFRecord file ", path, ": record ", index, " (at byte ",
-                    offset, ") and everything after it cannot be read (bad CRC, truncated file or read "
-                    "error; the file has ", size, " bytes). Convert the dataset again, or pass "
+                    offset, ") and everything after it cannot be read (bad CRC, truncated file or "
+                    "read error; the file has ", size, " bytes). Convert the dataset again, or pass "
                     "--skip_corrupt_records to train on the readable records"])
                 with tf.control_dependencies([ok]):
                     is_end = tf.identity(is_end)
