@@ -1,0 +1,85 @@
+"""Collective operations of the sharded FC layer, with the gradients model parallelism needs.
+
+Horovod's own ``allgather`` gradient *averages* the incoming gradients over the workers (since
+Horovod 0.22), while a model-parallel layer needs their *sum*: every worker's shard contributes a
+part of the gradient of every gathered row.  :meth:`Collectives.allgather_rows` therefore defines
+its gradient itself.  With one worker every operation is the identity, so the same graph runs
+without Horovod's background thread.
+"""
+import tensorflow.compat.v1 as tf
+
+
+class Collectives:
+    """Collectives over the workers of a :class:`images.utils.distributed.Cluster`."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.rank = cluster.rank
+        self.size = cluster.size
+        self._hvd = cluster.hvd if cluster.size > 1 else None
+
+    @property
+    def active(self):
+        """True when there is more than one worker."""
+        return self._hvd is not None
+
+    def allgather_rows(self, x, name="allgather_rows"):
+        """Concatenates every worker's ``x`` along axis 0 (rank order; row counts may differ).
+
+        The gradient reaching ``x`` is the allreduce-SUM of the gradient of the gathered tensor,
+        sliced to this worker's rows.
+        """
+        if not self.active:
+            return tf.identity(x, name=name)
+        hvd, rank = self._hvd, self.rank
+
+        @tf.custom_gradient
+        def gather(local):
+            gathered = hvd.allgather(local, name=name)
+            rows = tf.shape(local)[:1]
+
+            def grad(upstream):
+                sizes = hvd.allgather(rows, name=name + "_rows")
+                offset = tf.reduce_sum(sizes[:rank])
+                total = hvd.allreduce(upstream, op=hvd.Sum, name=name + "_grad")
+                return total[offset:offset + rows[0]]
+
+            return gathered, grad
+
+        return gather(x)
+
+    def allgather_labels(self, labels, name="allgather_labels"):
+        """Concatenates every worker's integer ``labels`` (no gradient)."""
+        if not self.active:
+            return tf.identity(labels, name=name)
+        return self._hvd.allgather(labels, name=name)
+
+    def allreduce_sum(self, x, name="allreduce_sum"):
+        """Sum over workers; no gradient flows through it (callers define their own)."""
+        if not self.active:
+            return tf.identity(x, name=name)
+        return self._hvd.allreduce(tf.stop_gradient(x), op=self._hvd.Sum, name=name)
+
+    def allreduce_max(self, x, name="allreduce_max"):
+        """Element-wise maximum over workers; no gradient."""
+        if not self.active:
+            return tf.identity(x, name=name)
+        return self._hvd.allreduce(tf.stop_gradient(x), op=self._hvd.Max, name=name)
+
+    def allreduce_sum_grad(self, x, name="allreduce_grad"):
+        """Sum over workers of a gradient tensor (dense or IndexedSlices)."""
+        if not self.active:
+            return x
+        return self._hvd.allreduce(x, op=self._hvd.Sum, name=name)
+
+    def allreduce_mean_grad(self, x, name="allreduce_grad"):
+        """Mean over workers of a gradient tensor (data-parallel variables of non-dist losses)."""
+        if not self.active:
+            return x
+        return self._hvd.allreduce(x, op=self._hvd.Average, name=name)
+
+    def barrier_op(self, name="barrier"):
+        """An op that completes only when every worker has run it."""
+        if not self.active:
+            return tf.no_op(name=name)
+        return self._hvd.allreduce(tf.constant(1.0), op=self._hvd.Sum, name=name)

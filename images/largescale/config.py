@@ -1,0 +1,64 @@
+"""Everything the large-scale trainer needs, with PLSC's defaults where the CPU allows them.
+
+Memory of the FC layer per worker, for C classes, N workers, embedding d, global batch G, float32:
+weights + optimizer slot + their gradient = ``3 * 4 * d * C / N`` bytes (momentum; Adam has two
+slots), plus a few ``G x C / N`` logit-sized tensors (``~5 * 4 * G * C / N``).  At the defaults
+(d = 512, 64 images per worker) and C = 1,000,000 on 2 workers that is about 3 GB + 1.3 GB per
+worker, plus the backbone, so the default five-line program fits a 24 GiB machine; with a
+whole-layer loss each worker would need about 4x more for the layer.  With Partial FC only the
+weights and their slot stay at full size.
+"""
+import dataclasses
+from typing import Any, Optional, Sequence, Tuple
+
+DEFAULT_MOCK_STEPS = 10
+
+
+@dataclasses.dataclass
+class LargeScaleConfig:
+    """The settings behind :class:`images.largescale.Entry`'s setters (see there)."""
+    class_num: int = 85742                 # PLSC's default (MS1M-ArcFace)
+    emb_size: int = 512
+    loss_type: str = "dist_arcface"
+    margins: Optional[Tuple[float, float, float]] = None   # None: the loss type's defaults
+    scale: float = 64.0
+    easy_margin: bool = False
+    train_batch_size: int = 64             # per worker (PLSC: 128 on a GPU)
+    test_batch_size: int = 64
+    image_shape: Tuple[int, int, int] = (3, 112, 112)
+    dataset_dir: Optional[str] = None
+    dataset_format: Optional[str] = None   # None: detected from the files
+    train_image_num: Optional[int] = None  # None: counted from the files
+    train_epochs: Optional[float] = None   # None: 120 with data (PLSC), see train_steps
+    train_steps: Optional[int] = None
+    warmup_epochs: float = 0.0
+    step_boundaries: Optional[Sequence[int]] = None   # None: 50%, 75%, 90% of the steps
+    model: Any = "resnet_v1_50"
+    lr: float = 0.1                        # for a global batch of 1024, scaled linearly
+    weight_decay: float = 5e-4
+    optimizer: str = "momentum"
+    optimizer_kwargs: dict = dataclasses.field(default_factory=lambda: {"momentum": 0.9})
+    use_mixed_precision: bool = False
+    mixed_precision_dtype: str = "float16"
+    init_loss_scaling: float = 1.0
+    incr_every_n_steps: int = 2000
+    decr_every_n_nan_or_inf: int = 1
+    incr_ratio: float = 2.0
+    decr_ratio: float = 0.5
+    use_dynamic_loss_scaling: bool = True
+    checkpoint_dir: Optional[str] = None   # load from here (re-sharding when needed)
+    model_save_dir: Optional[str] = "output"
+    save_steps: Optional[int] = None       # None: every epoch and at the end
+    max_to_keep: int = 3
+    with_test: bool = False
+    val_targets: str = "lfw"
+    calc_acc: bool = False
+    sample_ratio: float = 1.0
+    log_period: int = 10
+    seed: int = 0
+    num_intra_threads: int = 0
+    num_inter_threads: int = 0
+    mock_steps: int = DEFAULT_MOCK_STEPS
+
+    def val_target_list(self):
+        return [t.strip() for t in self.val_targets.split(",") if t.strip()]

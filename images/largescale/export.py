@@ -1,0 +1,145 @@
+"""The embedding model for inference: restore from a checkpoint, embed, export a SavedModel.
+
+The exported model ends at the embedding (no FC layer): its output is a vector per image, to be
+compared with other images' vectors (cosine similarity / squared L2 of the normalised vectors), not
+a class.
+"""
+import logging
+import os
+import shutil
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from images.largescale import checkpoint as ckpt_lib
+from images.largescale import data, embedding
+
+log = logging.getLogger("fastnn")
+
+SERVING_KEY = "serving_default"
+FLOAT_KEY = "embed_images"
+
+
+def _restore_backbone(sess, folder):
+    """Restores the graph's variables (backbone and embedding layer) from a checkpoint folder."""
+    variables = tf.global_variables()
+    reader = tf.train.load_checkpoint(os.path.join(folder, ckpt_lib.SHARED_PREFIX))
+    saved = reader.get_variable_to_shape_map()
+    missing = [v.op.name for v in variables if v.op.name not in saved]
+    if missing:
+        raise ValueError("checkpoint %s lacks %d variable(s) of the embedding model, e.g. %s: "
+                         "is the backbone (set_model) or emb_size the one it was trained with?"
+                         % (folder, len(missing), missing[:3]))
+    tf.train.Saver(var_list=variables).restore(sess, os.path.join(folder,
+                                                                  ckpt_lib.SHARED_PREFIX))
+
+
+class EmbeddingModel:
+    """The embedding network restored from a checkpoint, in its own graph and session.
+
+    Args:
+      backbone: registry name or callable, as in training.
+      emb_size: embedding width.
+      image_shape: ``(C, H, W)``.
+      checkpoint: a checkpoint folder or a ``model_save_dir``.
+    """
+
+    def __init__(self, backbone, emb_size, image_shape, checkpoint, session_config=None):
+        self.folder = ckpt_lib.resolve_checkpoint(checkpoint)
+        meta = ckpt_lib.read_meta(self.folder)
+        if meta["emb_size"] != emb_size:
+            raise ValueError("checkpoint %s has emb_size %d, the model %d"
+                             % (self.folder, meta["emb_size"], emb_size))
+        channels, height, width = image_shape
+        self.image_shape = tuple(image_shape)
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.images = tf.placeholder(tf.float32, [None, height, width, channels], "images")
+            self.embeddings = embedding.build_embedding(self.images, backbone=backbone,
+                                                        emb_size=emb_size, is_training=False)
+            self.sess = tf.Session(config=session_config)
+            _restore_backbone(self.sess, self.folder)
+        self.step = meta["step"]
+
+    def embed(self, images):
+        """Embeddings ``[N, emb]`` of float images normalised as in training."""
+        return self.sess.run(self.embeddings, {self.images: images})
+
+    def embed_encoded(self, encoded, batch_size=64):
+        """Embeddings of encoded (JPEG/PNG) images, or of a uint8 array ``[N, H, W, C]``."""
+        from images.largescale import verification
+        if isinstance(encoded, np.ndarray):
+            pixels = encoded
+        else:
+            pixels = verification.decode_images(list(encoded), self.image_shape)
+        out = [self.embed((pixels[i:i + batch_size].astype(np.float32) - 127.5) / 128.0)
+               for i in range(0, len(pixels), batch_size)]
+        return np.concatenate(out, axis=0) if out else np.zeros((0, 0), np.float32)
+
+    def close(self):
+        self.sess.close()
+
+
+def next_version(export_dir):
+    """One more than the largest numbered version folder in ``export_dir`` (1 when none)."""
+    versions = [int(n) for n in os.listdir(export_dir) if n.isdigit()] if os.path.isdir(
+        export_dir) else []
+    return max(versions, default=0) + 1
+
+
+def export_saved_model(*, backbone, emb_size, image_shape, checkpoint, export_dir, version=None):
+    """Exports the embedding model as a SavedModel in TF Serving's layout
+    ``export_dir/<version>/``.
+
+    Signatures:
+      ``serving_default``: ``image_bytes`` (string ``[batch]``, encoded JPEG/PNG) ->
+      ``embeddings`` (float32 ``[batch, emb_size]``) and ``normalized_embeddings``
+      (L2-normalised).
+      ``embed_images``: ``images`` (float32 ``[batch, H, W, C]``, already ``(x - 127.5) / 128``)
+      -> the same outputs.
+
+    Returns:
+      The version folder.
+    """
+    folder = ckpt_lib.resolve_checkpoint(checkpoint)
+    version = int(version) if version is not None else next_version(export_dir)
+    final = os.path.join(export_dir, str(version))
+    if os.path.exists(final):
+        raise FileExistsError("%s exists; choose another version" % final)
+    channels, height, width = image_shape
+    tmp = os.path.join(export_dir, ".tmp-%d-%d" % (version, os.getpid()))
+    shutil.rmtree(tmp, ignore_errors=True)
+    with tf.Graph().as_default():
+        image_bytes = tf.placeholder(tf.string, [None], name="image_bytes")
+
+        def decode(encoded):
+            image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+            image = tf.ensure_shape(image, [None, None, channels])
+            return data.preprocess(image, height, width, is_training=False)
+
+        decoded = tf.map_fn(decode, image_bytes, fn_output_signature=tf.float32)
+        float_images = tf.placeholder(tf.float32, [None, height, width, channels], "images")
+        # Two towers sharing the variables: each signature feeds only its own input.
+        emb_bytes = embedding.build_embedding(decoded, backbone=backbone, emb_size=emb_size,
+                                              is_training=False)
+        emb_float = embedding.build_embedding(float_images, backbone=backbone,
+                                              emb_size=emb_size, is_training=False, reuse=True)
+        with tf.Session() as sess:
+            _restore_backbone(sess, folder)
+            sig = tf.saved_model.signature_def_utils.predict_signature_def
+            builder = tf.saved_model.Builder(tmp)
+            builder.add_meta_graph_and_variables(
+                sess, [tf.saved_model.SERVING], signature_def_map={
+                    SERVING_KEY: sig(
+                        inputs={"image_bytes": image_bytes},
+                        outputs={"embeddings": tf.identity(emb_bytes, "embeddings"),
+                                 "normalized_embeddings": tf.nn.l2_normalize(emb_bytes, 1)}),
+                    FLOAT_KEY: sig(
+                        inputs={"images": float_images},
+                        outputs={"embeddings": tf.identity(emb_float, "float_embeddings"),
+                                 "normalized_embeddings": tf.nn.l2_normalize(emb_float, 1)})},
+                strip_default_attrs=True)
+            builder.save()
+    os.replace(tmp, final)
+    log.info("exported the embedding model (emb %d) to %s", emb_size, final)
+    return final

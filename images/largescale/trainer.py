@@ -1,0 +1,342 @@
+"""Builds the training graph of a :class:`LargeScaleConfig` and runs it on one worker.
+
+Every worker runs the same program (under ``horovodrun`` or alone).  The graph: data (base64,
+TFRecord or mock) -> embedding network -> sharded FC layer and loss -> routed gradients
+(:mod:`train_graph`) -> optimizer.  Non-shard variables are broadcast from rank 0 once the
+session exists; shard variables never are.  Checkpoints are written by every worker
+(:mod:`checkpoint`) every ``save_steps`` (or epoch) and at the end.
+"""
+import logging
+import math
+import os
+import time
+
+import tensorflow.compat.v1 as tf
+
+from images import training
+from images.largescale import checkpoint as ckpt_lib
+from images.largescale import data, embedding, fc_layer, losses, train_graph, verification
+from images.largescale.collectives import Collectives
+from images.largescale.config import LargeScaleConfig
+from images.utils import distributed, hooks as hooks_lib, optimizers, precision
+
+log = logging.getLogger("fastnn")
+
+DEFAULT_EPOCHS = 120
+DEFAULT_BOUNDARIES = (0.5, 0.75, 0.9)
+
+
+class _StopAtStep(tf.train.SessionRunHook):
+    """Stops at ``last_step``, also before the first step when a restored run is already there
+    (TF's StopAtStepHook always runs one step first)."""
+
+    def __init__(self, last_step, global_step):
+        self._last, self._gs = int(last_step), global_step
+
+    def after_create_session(self, session, coord):
+        if session.run(self._gs) >= self._last:
+            coord.request_stop()
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self._gs)
+
+    def after_run(self, run_context, run_values):
+        if run_values.results + 1 >= self._last and run_context.session.run(
+                self._gs) >= self._last:
+            run_context.request_stop()
+
+
+class _FetchHook(tf.train.SessionRunHook):
+    """Fetches tensors in every step and discards them (keeps collectives in step)."""
+
+    def __init__(self, tensors):
+        self._tensors = tensors
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self._tensors)
+
+
+class _SessionCapture(tf.train.SessionRunHook):
+    """Keeps the raw session, to read variables after the monitored loop has stopped."""
+    session = None
+
+    def after_create_session(self, session, coord):
+        self.session = session
+
+
+class _CheckpointAndTestHook(tf.train.SessionRunHook):
+    """Saves every ``save_steps`` steps and at the end (all workers), then, on rank 0, runs the
+    verification sets when asked."""
+
+    def __init__(self, trainer, save_steps):
+        self._t, self._every = trainer, save_steps
+        self._last_saved = None
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self._t.global_step)
+
+    def after_run(self, run_context, run_values):
+        step = int(run_values.results) + 1
+        if self._every and step % self._every == 0:
+            self._save(run_context.session, step)
+
+    def end(self, session):
+        step = int(session.run(self._t.global_step))
+        if step != self._last_saved:
+            self._save(session, step)
+
+    def _save(self, session, step):
+        self._last_saved = step
+        if self._t.cfg.model_save_dir:
+            self._t.checkpointer.save(session, self._t.cfg.model_save_dir, step)
+        if self._t.cfg.with_test and self._t.cluster.rank == 0:
+            self._t.results[step] = self._t.run_verification(session)
+
+
+class Trainer:
+    """The training graph and session of one worker.
+
+    Use as a context manager::
+
+        with Trainer(cfg, cluster) as t:
+            t.fit()
+    """
+
+    def __init__(self, cfg: LargeScaleConfig, cluster=None):
+        self.cfg = cfg
+        self.cluster = cluster or distributed.init_cluster(True)
+        self.comm = Collectives(self.cluster)
+        self.loss_spec = losses.get_loss(cfg.loss_type)
+        self.results = {}
+        self._plan()
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self._build()
+        self.sess = None
+
+    # ------------------------------------------------------------------ planning
+    def _plan(self):
+        cfg, size = self.cfg, self.cluster.size
+        if self.loss_spec.distributed and cfg.class_num < size:
+            raise ValueError("class_num %d is smaller than the %d workers of a dist loss"
+                             % (cfg.class_num, size))
+        self.global_batch = cfg.train_batch_size * size
+        if cfg.dataset_dir:
+            self.data_format, self.files = data.resolve_train_files(cfg.dataset_dir,
+                                                                    cfg.dataset_format)
+            self.image_num = cfg.train_image_num or data.count_examples(self.files,
+                                                                        self.data_format)
+            source = "%s data from %s (%d files, %d images)" % (
+                self.data_format, cfg.dataset_dir, len(self.files), self.image_num)
+        else:
+            self.data_format, self.files = "mock", []
+            self.image_num = cfg.train_image_num
+            source = "MOCK data (no dataset dir was set): one fixed random batch per worker"
+        self.steps_per_epoch = (max(1, self.image_num // self.global_batch)
+                                if self.image_num else None)
+        if cfg.train_steps is not None:
+            self.total_steps = int(cfg.train_steps)
+        elif self.steps_per_epoch and (cfg.train_epochs is not None or self.files):
+            epochs = cfg.train_epochs if cfg.train_epochs is not None else DEFAULT_EPOCHS
+            self.total_steps = int(math.ceil(epochs * self.image_num / self.global_batch))
+        else:
+            self.total_steps = cfg.mock_steps
+            source += "; %d steps (set_train_steps to change)" % cfg.mock_steps
+        self.warmup_steps = int(cfg.warmup_epochs * self.steps_per_epoch) if (
+            cfg.warmup_epochs and self.steps_per_epoch) else 0
+        if cfg.warmup_epochs and not self.steps_per_epoch:
+            raise ValueError("warmup_epochs needs the epoch size: set_train_image_num")
+        self.save_steps = cfg.save_steps or self.steps_per_epoch
+        self.source = source
+        if self.cluster.rank == 0:
+            log.info("training %s, %d classes, emb %d, loss %s%s on %d worker(s) x %d images; "
+                     "%s; %d steps", _model_name(cfg.model), cfg.class_num, cfg.emb_size,
+                     cfg.loss_type, "" if cfg.sample_ratio >= 1.0 else
+                     " (Partial FC %.3g)" % cfg.sample_ratio, size, cfg.train_batch_size, source,
+                     self.total_steps)
+
+    # ------------------------------------------------------------------ graph
+    def _build(self):
+        cfg, cluster = self.cfg, self.cluster
+        tf.set_random_seed(cfg.seed)
+        self.global_step = tf.train.get_or_create_global_step()
+        if self.data_format == "mock":
+            ds = data.mock_dataset(cfg.image_shape, cfg.train_batch_size, cfg.class_num,
+                                   seed=cfg.seed + cluster.rank)
+        else:
+            ds = data.train_dataset(self.files, self.data_format, cfg.image_shape,
+                                    cfg.train_batch_size, cfg.class_num, num_workers=cluster.size,
+                                    worker_index=cluster.rank, seed=cfg.seed)
+        images, labels = tf.data.make_one_shot_iterator(ds).get_next()
+        compute_dtype = (precision.COMPUTE_DTYPES[cfg.mixed_precision_dtype]
+                         if cfg.use_mixed_precision else tf.float32)
+        emb = embedding.build_embedding(images, backbone=cfg.model, emb_size=cfg.emb_size,
+                                        is_training=True, weight_decay=cfg.weight_decay,
+                                        compute_dtype=compute_dtype)
+        margin = None
+        if self.loss_spec.is_margin:
+            m = cfg.margins or self.loss_spec.margins
+            margin = losses.Margin(m[0], m[1], m[2], cfg.scale, cfg.easy_margin)
+        self.fc = fc = fc_layer.build_fc_loss(
+            emb, labels, num_classes=cfg.class_num, loss_spec=self.loss_spec, comm=self.comm,
+            margin=margin, sample_ratio=cfg.sample_ratio if cfg.sample_ratio < 1.0 else None,
+            weight_decay=cfg.weight_decay, seed=cfg.seed, calc_acc=cfg.calc_acc)
+        reg_terms = [tf.cast(r, tf.float32) for r in tf.losses.get_regularization_losses()]
+        reg_loss = tf.add_n(reg_terms + [fc.reg_loss], name="regularization_loss")
+        self.loss = fc.loss
+
+        base_lr = cfg.lr * self.global_batch / 1024.0
+        boundaries = cfg.step_boundaries if cfg.step_boundaries is not None else [
+            int(f * self.total_steps) for f in DEFAULT_BOUNDARIES]
+        self.learning_rate = train_graph.piecewise_learning_rate(
+            self.global_step, base_lr, boundaries, self.warmup_steps)
+        opt_cfg = optimizers.OptimizerConfig(name=cfg.optimizer, **cfg.optimizer_kwargs)
+        dynamic = cfg.use_mixed_precision and cfg.use_dynamic_loss_scaling
+        if not cfg.use_mixed_precision:
+            scale_cfg = precision.LossScaleConfig()
+        elif dynamic:
+            scale_cfg = precision.LossScaleConfig("dynamic", cfg.init_loss_scaling,
+                                                  cfg.incr_every_n_steps, cfg.init_loss_scaling)
+        else:
+            scale_cfg = precision.LossScaleConfig.parse(cfg.init_loss_scaling)
+        self.optimizer = precision.GradientPolicyOptimizer(
+            optimizers.build_optimizer(opt_cfg, self.learning_rate), loss_scale=scale_cfg)
+        train_op = train_graph.build_train_op(
+            self.optimizer, fc.loss, reg_loss, fc.shard_variables, self.comm,
+            self.loss_spec.distributed, self.global_step, dynamic_loss_scale=dynamic)
+        self.train_op = train_op
+
+        # The FC arrays and their slots are saved per shard; everything else by rank 0.
+        fc_vars = [fc.weights] + ([fc.bias] if fc.bias is not None else [])
+        shard_arrays = {}
+        for var, key in zip(fc_vars, ("weights", "bias")):
+            shard_arrays[key] = var
+            for slot_name in self.optimizer.get_slot_names():
+                slot = self.optimizer.get_slot(var, slot_name)
+                if slot is not None:
+                    shard_arrays[key + "/" + slot_name] = slot
+        fc_ids = {id(v) for v in shard_arrays.values()}
+        others = [v for v in tf.global_variables() if id(v) not in fc_ids]
+        self.shard_arrays = shard_arrays
+        self.other_variables = others
+        # Only the shards of a dist layer stay local; a whole layer is broadcast like the rest.
+        local_ids = fc_ids if self.loss_spec.distributed else set()
+        self.broadcast_variables = [v for v in tf.global_variables() if id(v) not in local_ids]
+        self.checkpointer = ckpt_lib.ShardedCheckpointer(
+            self.comm, shard_arrays, others, num_classes=cfg.class_num, emb_size=cfg.emb_size,
+            num_shards=fc.num_shards, max_to_keep=cfg.max_to_keep,
+            extra_meta={"loss_type": cfg.loss_type, "model": _model_name(cfg.model),
+                        "image_shape": list(cfg.image_shape), "optimizer": cfg.optimizer})
+
+        self.eval_images = self.eval_embeddings = None
+        if cfg.with_test and cluster.rank == 0:
+            c, h, w = cfg.image_shape
+            self.eval_images = tf.placeholder(tf.float32, [None, h, w, c], "eval_images")
+            self.eval_embeddings = embedding.build_embedding(
+                self.eval_images, backbone=cfg.model, emb_size=cfg.emb_size, is_training=False,
+                reuse=True)
+        if cfg.with_test:
+            self._check_val_targets()
+
+        log_tensors = {"global_step": self.global_step, "loss": fc.loss,
+                       "learning_rate": self.learning_rate}
+        if fc.accuracy is not None:
+            log_tensors["accuracy"] = fc.accuracy
+        self.accuracy = fc.accuracy
+        self._session_capture = _SessionCapture()
+        hooks = [self._session_capture, _StopAtStep(self.total_steps, self.global_step),
+                 _CheckpointAndTestHook(self, self.save_steps)]
+        if cfg.log_period > 0:
+            # The logged tensors (accuracy) hold collectives, so every worker fetches them in
+            # every step; only rank 0 prints.  (A control dependency would not do: Grappler
+            # prunes a side-effect-free branch that nothing consumes.)
+            hooks.append(hooks_lib.ThroughputLoggingHook(log_tensors, cfg.log_period,
+                                                         self.global_batch)
+                         if cluster.rank == 0 else _FetchHook(log_tensors))
+        if self.comm.active:
+            hooks.insert(0, distributed.BroadcastVariablesHook(cluster.hvd,
+                                                               self.broadcast_variables))
+        self.hooks = hooks
+        self.restore_from = self._restore_source()
+        self.scaffold = tf.train.Scaffold(init_fn=self._init_fn, saver=tf.train.Saver(
+            var_list=[tf.train.get_global_step()]))
+
+    def _check_val_targets(self):
+        if not self.cfg.dataset_dir:
+            raise ValueError("with_test needs set_dataset_dir: the val targets are "
+                             "<dataset_dir>/<target>.bin")
+        for target in self.cfg.val_target_list():
+            path = os.path.join(self.cfg.dataset_dir, target + ".bin")
+            if not os.path.exists(path):
+                raise FileNotFoundError("val target %s: %s does not exist" % (target, path))
+
+    def _restore_source(self):
+        cfg = self.cfg
+        if cfg.checkpoint_dir:
+            return ckpt_lib.resolve_checkpoint(cfg.checkpoint_dir)
+        if cfg.model_save_dir:
+            latest = ckpt_lib.latest_checkpoint(cfg.model_save_dir)
+            if latest and self.cluster.rank == 0:
+                log.info("resuming from %s", latest)
+            return latest
+        return None
+
+    def _init_fn(self, scaffold, sess):
+        if self.restore_from:
+            self.checkpointer.restore(sess, self.restore_from)
+
+    # ------------------------------------------------------------------ running
+    def __enter__(self):
+        with self.graph.as_default():
+            config = training.session_config(self.cfg.num_intra_threads,
+                                             self.cfg.num_inter_threads)
+            self.sess = tf.train.MonitoredSession(
+                session_creator=tf.train.ChiefSessionCreator(scaffold=self.scaffold,
+                                                             config=config),
+                hooks=self.hooks)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.sess is not None:
+            with self.graph.as_default():
+                self.sess.close()
+            self.sess = None
+        return False
+
+    def fit(self):
+        """Trains to ``total_steps``; returns the last global step."""
+        start = time.time()
+        with self.graph.as_default():
+            step = training.run_training_loop(self.sess, self.train_op, self.global_step)
+        if self.cluster.rank == 0:
+            log.info("training stopped at step %d after %.1f s", step, time.time() - start)
+        return step
+
+    def run(self, fetches, feed_dict=None):
+        """Runs ``fetches`` in the raw session (no hooks), also after training stopped."""
+        return self._session_capture.session.run(fetches, feed_dict)
+
+    def variable_values(self):
+        """``{name: value}`` of every global variable on this worker."""
+        with self.graph.as_default():
+            variables = tf.global_variables()
+        values = self.run(variables)
+        return {v.op.name: val for v, val in zip(variables, values)}
+
+    def run_verification(self, session):
+        """Verification figures of every val target with the current weights (rank 0)."""
+        results = {}
+        for target in self.cfg.val_target_list():
+            path = os.path.join(self.cfg.dataset_dir, target + ".bin")
+            res = verification.verify(
+                path, lambda x: session.run(self.eval_embeddings, {self.eval_images: x}),
+                self.cfg.image_shape, self.cfg.test_batch_size)
+            log.info("[%s] accuracy %.5f +- %.5f, VAL %.5f @ FAR %.5f (%d pairs)", target,
+                     res["accuracy"], res["accuracy_std"], res["val"], res["far"], res["pairs"])
+            results[target] = res
+        return results
+
+
+def _model_name(model):
+    return model if isinstance(model, str) else getattr(model, "__name__", "custom backbone")
+
