@@ -196,6 +196,11 @@ def test_scopes_that_select_nothing_are_rejected(graph, source):
     with pytest.raises(ValueError, match="--checkpoint_scope_map: model scope"):
         warm_start.build_assignment_map(path, tf.model_variables(),
                                         scope_map=[("TinyNet", "Tiny")])
+    with pytest.raises(ValueError, match="into both TinyNet/conv1/weights and Two/conv1/weights"):
+        with tf.variable_scope("Two"):
+            slim.conv2d(tf.zeros([1, 8, 8, 3]), 4, [3, 3], scope="conv1")
+        warm_start.build_assignment_map(path, tf.model_variables(),
+                                        scope_map=[("TinyNet", "Two")])
     with pytest.raises(ValueError, match="--trainable_scopes: Nope.*TinyNet"):
         warm_start.variables_to_train(tf.trainable_variables(), "Nope")
 

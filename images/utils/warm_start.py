@@ -213,6 +213,10 @@ def build_assignment_map(checkpoint_path, variables, num_classes=None,
         model_shape = var.shape.as_list()
         ckpt_shape = list(ckpt_shapes[ckpt_name])
         if model_shape == ckpt_shape:
+            if ckpt_name in plan.assignment:
+                raise ValueError("--checkpoint_scope_map loads checkpoint variable %s into both %s "
+                                 "and %s; map each checkpoint scope to one model scope"
+                                 % (ckpt_name, plan.assignment[ckpt_name].op.name, name))
             plan.assignment[ckpt_name] = var
         elif num_classes and _is_classifier_mismatch(model_shape, ckpt_shape, num_classes):
             plan.classifier.append("%s %s -> %s" % (name, ckpt_shape, model_shape))
