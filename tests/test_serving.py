@@ -156,9 +156,9 @@ def classifier(models, tmp_path_factory):
     """``python -m images.serving`` on the toy classifier; merges requests arriving within 30 ms."""
     log_path = str(tmp_path_factory.mktemp("serving_logs") / "classifier.log")
     proc, url = start_subprocess_server(
-        os.path.dirname(models["toy"]), log_path, "--batch_timeout_micros=30000",
-        "--max_batch_size=16", "--max_request_bytes=%d" % MAX_REQUEST_BYTES,
-        "--file_system_poll_wait_seconds=0")
+        os.path.dirname(models["toy"]), log_path, "--enable_batching",
+        "--batch_timeout_micros=30000", "--max_batch_size=16",
+        "--max_request_bytes=%d" % MAX_REQUEST_BYTES, "--file_system_poll_wait_seconds=0")
     yield url
     proc.send_signal(signal.SIGTERM)
     try:
@@ -482,7 +482,7 @@ def test_new_version_is_loaded_while_the_old_keeps_serving(tmp_path):
     want1 = direct_images(v1, images)["probabilities"]
     want2 = direct_images(v2_staged, images)["probabilities"]
     assert not np.allclose(want1, want2)
-    manager = ModelManager("toy", base, batching=BatchingOptions(batch_timeout_s=0.002),
+    manager = ModelManager("toy", base, batching=BatchingOptions(True, batch_timeout_s=0.002),
                            poll_seconds=0.1)
     with ThreadServer(manager) as server:
         replies, stop = [], threading.Event()
@@ -544,8 +544,9 @@ def test_new_version_is_loaded_while_the_old_keeps_serving(tmp_path):
 
 def test_full_queue_answers_503(models):
     manager = ModelManager("toy", os.path.dirname(models["toy"]), poll_seconds=0,
-                           batching=BatchingOptions(max_batch_size=64, batch_timeout_s=2.0,
-                                                    max_enqueued=2, num_threads=1))
+                           batching=BatchingOptions(True, max_batch_size=64,
+                                                    batch_timeout_s=2.0, max_enqueued=2,
+                                                    num_threads=1))
     with ThreadServer(manager) as server:
         body = {"instances": [b64(make_image(1))]}
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -563,7 +564,7 @@ def test_full_queue_answers_503(models):
 def test_sigterm_finishes_requests_in_flight(models, tmp_path):
     proc, url = start_subprocess_server(
         os.path.dirname(models["toy"]), str(tmp_path / "server.log"),
-        "--batch_timeout_micros=2000000", "--max_batch_size=64",
+        "--enable_batching", "--batch_timeout_micros=2000000", "--max_batch_size=64",
         "--file_system_poll_wait_seconds=0")
     try:
         image = make_image(600)
@@ -609,6 +610,7 @@ def _random_checkpoint(model_name, num_classes, path, channels):
     """A randomly initialised checkpoint of a registry network (the exporter's input)."""
     import tensorflow.compat.v1 as tf1
     from images.models import model_factory
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     graph = tf1.Graph()
     with graph.as_default():
         tf1.set_random_seed(0)

@@ -4,6 +4,5 @@
 
 The server (:mod:`images.serving.app`, :mod:`images.serving.manager`) loads SavedModels from TF
 Serving's numbered layout ``DIR/<version>/saved_model.pb``; the clients
-(:mod:`images.serving.client`) do not need TensorFlow.  Importing this package imports nothing
-heavy: the server modules import TensorFlow, the client modules do not.
+(:mod:`images.serving.client`) speak HTTP and never call TensorFlow.  See docs/serving.md.
 """

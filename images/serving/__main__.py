@@ -20,8 +20,9 @@ flags.DEFINE_string("model_base_path", None,
 flags.DEFINE_string("host", "0.0.0.0", "address to listen on (127.0.0.1: this machine only)")
 flags.DEFINE_integer("port", 8501, "REST port", lower_bound=0, upper_bound=65535)
 flags.DEFINE_list("saved_model_tags", ["serve"], "MetaGraph tags to load, comma separated")
-flags.DEFINE_boolean("enable_batching", True,
-                     "merge concurrent requests into one model call (off: each runs alone)")
+flags.DEFINE_boolean("enable_batching", False,
+                     "merge concurrent requests into one model call (off, as in TF Serving: "
+                     "each request runs alone); see docs/serving.md for when it pays")
 flags.DEFINE_integer("max_batch_size", 32, "most examples in one merged model call",
                      lower_bound=1)
 flags.DEFINE_integer("batch_timeout_micros", 0,

@@ -140,7 +140,8 @@ def _numeric_array(value, spec, where):
         with np.errstate(over="ignore"):  # overflow is reported below, with the input's name
             array = source.astype(want)
         if source.dtype.kind == "f" and np.any(np.isinf(array) & np.isfinite(source)):
-            raise RequestError("%s takes %s; a value is too large for it" % (where, spec.dtype_name))
+            raise RequestError("%s takes %s; a value is too large for it"
+                               % (where, spec.dtype_name))
         return array
     if want.kind == "c":
         return source.astype(want)
@@ -236,7 +237,8 @@ def _instances_to_arrays(instances, signature):
         if not spec.has_batch_dim:
             raise RequestError("input '%s' of signature '%s' has no batch dimension (%s), so the "
                                "row format (\"instances\") cannot stack it; send it with the "
-                               "columnar format (\"inputs\")" % (k, signature.name, spec.describe()))
+                               "columnar format (\"inputs\")"
+                               % (k, signature.name, spec.describe()))
         arrays[k] = to_array(columns[k], spec, "input '%s'" % k, batch_prefix=True)
     return arrays
 

@@ -46,13 +46,14 @@ class BatchingOptions:
     """How requests are merged (see :mod:`images.serving.batching`).
 
     Attributes:
-      enabled: merge concurrent requests; when False each request runs alone.
+      enabled: merge concurrent requests; when False (TF Serving's default) each request runs
+        alone, up to ``num_threads`` at once.
       max_batch_size: most rows per model call.
       batch_timeout_s: how long a batch's first request waits for more.
       max_enqueued: most requests waiting per signature before the server answers 503.
       num_threads: model calls running at once per signature.
     """
-    enabled: bool = True
+    enabled: bool = False
     max_batch_size: int = 32
     batch_timeout_s: float = 0.0
     max_enqueued: int = 1024

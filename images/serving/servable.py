@@ -110,7 +110,7 @@ class Servable:
         return self.session.run(self._fetches[signature_name], feed_dict)
 
     def signature_def_json(self):
-        """The signatures as TF Serving's metadata reply shows them (SignatureDef protos as JSON)."""
+        """The signatures as TF Serving's metadata reply shows them (SignatureDefs as JSON)."""
         return {name: json_format.MessageToDict(sig, preserving_proto_field_name=True)
                 for name, sig in sorted(self._signature_defs.items())}
 

@@ -6,8 +6,9 @@ It has the signatures the exporter writes: ``serving_default`` takes encoded ima
 (``image_bytes``, tf.string [batch]) and ``predict_images`` takes float ``images`` [batch, H, W, 3]
 in [0, 255]; a classifier returns ``classes`` (int64 [batch]), ``top_k_classes`` (int64
 [batch, k]) and ``probabilities`` (their softmax probabilities, highest first, as
-:mod:`images.export` writes them), an embedding model returns L2-normalised ``embeddings``.  The weights are random (seeded), so the
-outputs are deterministic but meaningless.  Tests and benchmarks use it as a small model.
+:mod:`images.export` writes them), an embedding model returns L2-normalised ``embeddings``.
+Unlike the exporter's, ``predict_images`` here takes raw pixels in [0, 255].  The weights are
+random (seeded): the outputs are deterministic but meaningless.  The serving tests use it.
 """
 import argparse
 import os

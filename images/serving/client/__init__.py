@@ -12,7 +12,8 @@ They do not call TensorFlow (the ``images`` package's compatibility shim still i
   An embedding model returns embeddings, not classes: compare them (cosine or L2 distance) to
   decide whether two faces match.
 * :class:`ImageClassifier`: the same for classification models, through ``:classify``.
-* :class:`ServingClient`: one server and model; the raw predict / classify / status / metadata calls.
+* :class:`ServingClient`: one server and model; the raw predict, classify, status and metadata
+  calls.
 
 Command line: ``python -m images.serving.client embed|classify --server HOST:PORT --model_name NAME
 files...``.

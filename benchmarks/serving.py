@@ -1,0 +1,232 @@
+#!/usr/bin/env python
+"""Model server throughput and latency, batching on and off; prints a Markdown table.
+
+    python benchmarks/serving.py            # lenet and resnet_v1_50, concurrency 1, 8, 32
+    python benchmarks/serving.py --quick    # shorter runs
+
+Each model is exported by the project's exporter (images/export.py) from a randomly initialised
+checkpoint (the weights do not change the cost) and served by ``python -m images.serving`` in a
+subprocess, once with ``--enable_batching`` (other batching flags at their defaults: at most 32
+per call, no added wait) and once without.
+Closed-loop clients (one keep-alive connection each, driven by asyncio in one thread) send one
+encoded image per ``:predict`` request for a fixed time; requests/s counts the requests completed
+in that window, latencies are per request as the client sees them.  "mean batch" is the examples
+per model call, from the server's counters.  Client and server share the machine's cores.
+"""
+import argparse
+import asyncio
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from benchmarks.common import print_table  # noqa: E402  (sets TF_CPP_MIN_LOG_LEVEL)
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+# model name -> (classes, side of the request image, image format)
+MODELS = {"lenet": (10, 28, "PNG"), "resnet_v1_50": (1000, 224, "JPEG")}
+CONCURRENCY = (1, 8, 32)
+
+
+def export_model(model_name, num_classes, workdir):
+    """Exports a random-weight checkpoint of ``model_name``; returns the model base path."""
+    import tensorflow.compat.v1 as tf
+    from images import export
+    from images.models import model_factory
+    ckpt = os.path.join(workdir, model_name + "-ckpt", "model.ckpt")
+    os.makedirs(os.path.dirname(ckpt), exist_ok=True)
+    with tf.Graph().as_default():
+        tf.set_random_seed(0)
+        network_fn = model_factory.get_network_fn(model_name, num_classes)
+        size = network_fn.default_image_size
+        network_fn(tf.placeholder(tf.float32, [1, size, size, 3]))
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            tf.train.Saver().save(sess, ckpt)
+    base = os.path.join(workdir, model_name)
+    export.export(model_name, ckpt, base, num_classes=num_classes)
+    return base
+
+
+def request_body(side, fmt):
+    from PIL import Image
+    pixels = np.random.RandomState(0).randint(0, 256, (side, side, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format=fmt)
+    return json.dumps({"instances": [{"b64": base64.b64encode(buf.getvalue()).decode()}]}).encode()
+
+
+def start_server(base, model_name, port, batching, log_path):
+    cmd = [sys.executable, "-m", "images.serving", "--model_base_path=" + base,
+           "--model_name=" + model_name, "--host=127.0.0.1", "--port=%d" % port,
+           "--file_system_poll_wait_seconds=0", "--enable_batching=%s" % str(batching).lower()]
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = "http://127.0.0.1:%d" % port
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited:\n" + open(log_path).read()[-3000:])
+        try:
+            if httpx.get("%s/v1/models/%s" % (url, model_name), timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("server did not start:\n" + open(log_path).read()[-3000:])
+
+
+def counters(url):
+    values = {}
+    for line in httpx.get(url + "/monitoring/prometheus/metrics").text.splitlines():
+        for key in ("batches", "rows"):
+            if line.startswith("fastnn_serving_model_%s_total{" % key):
+                values[key] = float(line.rsplit(" ", 1)[1])
+    return values
+
+
+async def _connection(host, port, request, start, stop, latencies, errors):
+    """One keep-alive connection sending ``request`` back to back until ``stop``.
+
+    A minimal HTTP/1.1 client: the benchmark should measure the server, and a full client
+    library in Python costs about as much CPU per request as the server does.  Requests that
+    complete inside ``[start, stop]`` are counted, with their latencies.
+    """
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while True:
+            t0 = time.monotonic()
+            if t0 >= stop:
+                return
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            length = next(int(line.split(":", 1)[1]) for line in lines
+                          if line.lower().startswith("content-length:"))
+            await reader.readexactly(length)
+            t1 = time.monotonic()
+            if lines[0].split()[1] != "200":
+                errors.append(lines[0])
+            elif start <= t1 <= stop:
+                latencies.append(t1 - t0)
+    finally:
+        writer.close()
+
+
+class Cell:
+    """Completed requests, latencies and batching counters, summed over measuring windows."""
+
+    def __init__(self):
+        self.seconds, self.latencies, self.errors, self.batches, self.rows = 0.0, [], 0, 0, 0
+
+    def row(self):
+        ms = np.array(self.latencies) * 1000.0
+        return [len(ms) / self.seconds, float(np.percentile(ms, 50)),
+                float(np.percentile(ms, 99)),
+                self.rows / self.batches if self.batches else float("nan"), self.errors]
+
+
+def drive(url, model_name, body, concurrency, duration, warmup, cell):
+    """Closed-loop load for ``warmup + duration`` seconds; adds the measured window to ``cell``."""
+    host, port = url.split("://", 1)[1].split(":")
+    request = ("POST /v1/models/%s:predict HTTP/1.1\r\nHost: %s\r\n"
+               "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+               % (model_name, host, len(body))).encode() + body
+    errors, before = [], {}
+
+    async def run():
+        start = time.monotonic() + warmup
+        stop = start + duration
+        tasks = [asyncio.ensure_future(_connection(host, int(port), request, start, stop,
+                                                   cell.latencies, errors))
+                 for _ in range(concurrency)]
+        await asyncio.sleep(max(0.0, start - time.monotonic()))
+        before.update(await asyncio.get_running_loop().run_in_executor(None, counters, url))
+        await asyncio.sleep(max(0.0, stop - time.monotonic()))
+        after = await asyncio.get_running_loop().run_in_executor(None, counters, url)
+        cell.batches += after["batches"] - before["batches"]
+        cell.rows += after["rows"] - before["rows"]
+        await asyncio.gather(*tasks)
+
+    asyncio.run(run())
+    cell.seconds += duration
+    cell.errors += len(errors)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="comma-separated, from: %s" % ", ".join(MODELS))
+    parser.add_argument("--duration", type=float, default=6.0,
+                        help="seconds measured per window")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="windows per cell, alternating batching on and off")
+    parser.add_argument("--warmup", type=float, default=3.0,
+                        help="seconds of load before each window, not counted")
+    parser.add_argument("--quick", action="store_true", help="one 2 s window per cell")
+    parser.add_argument("--port", type=int, default=18777, help="first of two ports")
+    args = parser.parse_args()
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        parser.error("unknown model(s) %s; choose from %s" % (unknown, ", ".join(MODELS)))
+    if args.quick:
+        args.duration, args.repeats, args.warmup = 2.0, 1, 1.0
+    workdir = tempfile.mkdtemp(prefix="fastnn-serving-bench-")
+    load_before = os.getloadavg()[0]
+    rows = []
+    try:
+        for name in names:
+            num_classes, side, fmt = MODELS[name]
+            base = export_model(name, num_classes, workdir)
+            body = request_body(side, fmt)
+            # Both servers run at once and the windows alternate between them, so a change in
+            # the machine's load hits both alike.
+            servers = {}
+            try:
+                for i, batching in enumerate((True, False)):
+                    servers[batching] = start_server(
+                        base, name, args.port + i, batching,
+                        os.path.join(workdir, "%s-%s.log" % (name, batching)))
+                for concurrency in CONCURRENCY:
+                    cells = {batching: Cell() for batching in servers}
+                    for _ in range(args.repeats):
+                        for batching, (_, url) in servers.items():
+                            drive(url, name, body, concurrency, args.duration, args.warmup,
+                                  cells[batching])
+                    for batching, cell in cells.items():
+                        row = [name, "on" if batching else "off", concurrency] + cell.row()
+                        rows.append(row)
+                        print("%s batching=%s c=%d: %.1f req/s p50 %.1f ms p99 %.1f ms "
+                              "batch %.2f errors %d" % tuple(row), flush=True)
+            finally:
+                for proc, _ in servers.values():
+                    proc.terminate()
+                    proc.wait(60)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print_table("Serving: one %s image per :predict request (%d x %g s per cell, %d cores)"
+                % ("/".join("%s %dx%d" % (MODELS[n][2], MODELS[n][1], MODELS[n][1])
+                            for n in names), args.repeats, args.duration, os.cpu_count() or 0),
+                ["model", "batching", "concurrency", "requests/s", "p50 ms", "p99 ms",
+                 "mean batch", "errors"], rows)
+    print("\nmean batch: examples per model call (server counters). Machine load average "
+          "(1 min): %.1f at the start, %.1f at the end; other work on the machine shows as noise."
+          % (load_before, os.getloadavg()[0]))
+
+
+if __name__ == "__main__":
+    main()
