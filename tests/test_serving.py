@@ -666,3 +666,38 @@ def test_serves_models_written_by_the_exporter(tmp_path):
         want = direct_images(cifar.path, photos)["embeddings"]
         assert want.shape == (3, 192)
         assert_close(np.stack(embeddings), want)
+
+
+def test_face_service_on_an_embedding_model_from_the_largescale_export(tmp_path):
+    """Entry.convert_for_prediction's SavedModel (images/largescale/export.py), served."""
+    import tensorflow.compat.v1 as tf1
+    from images.largescale import checkpoint as ckpt_lib
+    from images.largescale import embedding
+    from images.largescale import export as largescale_export
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    with tf1.Graph().as_default():
+        tf1.set_random_seed(0)
+        embedding.build_embedding(tf1.placeholder(tf1.float32, [None, 28, 28, 3]),
+                                  backbone="lenet", emb_size=16, is_training=False)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            tf1.train.Saver().save(sess, str(folder / ckpt_lib.SHARED_PREFIX),
+                                   write_meta_graph=False)
+    (folder / ckpt_lib.META).write_text(json.dumps({"emb_size": 16, "step": 0}))
+    path = largescale_export.export_saved_model(
+        backbone="lenet", emb_size=16, image_shape=(3, 28, 28), checkpoint=str(folder),
+        export_dir=str(tmp_path / "served"))
+    faces = [make_image(900 + i, size=(28, 28)) for i in range(3)]
+    want = direct_images(path, faces)
+    with ThreadServer(ModelManager("face", str(tmp_path / "served"), poll_seconds=0)) as server:
+        fc = FaceService()
+        fc.connect(server.address)
+        embeddings = np.stack(fc.encode(faces))
+        fc.close()
+        normalized = FaceService(output_name="normalized_embeddings").connect(server.address)
+        unit = np.stack(normalized.encode(faces))
+        normalized.close()
+    assert embeddings.shape == (3, 16)
+    assert_close(embeddings, want["embeddings"])
+    assert_close(unit, want["normalized_embeddings"])
