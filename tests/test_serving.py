@@ -545,7 +545,7 @@ def test_new_version_is_loaded_while_the_old_keeps_serving(tmp_path):
 def test_full_queue_answers_503(models):
     manager = ModelManager("toy", os.path.dirname(models["toy"]), poll_seconds=0,
                            batching=BatchingOptions(True, max_batch_size=64,
-                                                    batch_timeout_s=2.0, max_enqueued=2,
+                                                    batch_timeout_s=4.0, max_enqueued=2,
                                                     num_threads=1))
     with ThreadServer(manager) as server:
         body = {"instances": [b64(make_image(1))]}
@@ -564,7 +564,7 @@ def test_full_queue_answers_503(models):
 def test_sigterm_finishes_requests_in_flight(models, tmp_path):
     proc, url = start_subprocess_server(
         os.path.dirname(models["toy"]), str(tmp_path / "server.log"),
-        "--enable_batching", "--batch_timeout_micros=2000000", "--max_batch_size=64",
+        "--enable_batching", "--batch_timeout_micros=3000000", "--max_batch_size=64",
         "--file_system_poll_wait_seconds=0")
     try:
         image = make_image(600)
@@ -574,6 +574,7 @@ def test_sigterm_finishes_requests_in_flight(models, tmp_path):
             while (metric(url, "fastnn_serving_queue_waiting") < 1
                    and time.monotonic() < deadline):
                 time.sleep(0.02)
+            assert not in_flight.done(), "the request was not held in the batch queue"
             proc.send_signal(signal.SIGTERM)
             reply = in_flight.result(30)
         assert reply.status_code == 200
