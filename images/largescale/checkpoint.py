@@ -131,7 +131,7 @@ class ShardedCheckpointer:
         self._saver = tf.train.Saver(var_list=list(other_variables), max_to_keep=None,
                                      save_relative_paths=True, sharded=False) \
             if other_variables else None
-        self._barrier = comm.barrier_op(name="checkpoint_barrier")
+        self._barrier = comm.make_barrier(name="checkpoint_barrier")
 
     @property
     def writes_shard(self):
@@ -154,7 +154,7 @@ class ShardedCheckpointer:
             os.makedirs(model_save_dir, exist_ok=True)
             shutil.rmtree(tmp, ignore_errors=True)  # a crashed earlier attempt
             os.makedirs(tmp)
-        sess.run(self._barrier)
+        self._barrier(sess)
         if self.writes_shard:
             arrays = sess.run(self._vars) if self._vars else {}
             path = shard_file(tmp, self.shard_rank, self.num_shards)
@@ -164,7 +164,7 @@ class ShardedCheckpointer:
             shard_meta = self._meta(step)
             shard_meta.update(rank=self.shard_rank, start=self.start, num_local=self.num_local)
             _atomic_json(path[:-len(".npz")] + ".json", shard_meta)
-        sess.run(self._barrier)
+        self._barrier(sess)
         if self.comm.rank == 0:
             if self._saver is not None:
                 self._saver.save(sess, os.path.join(tmp, SHARED_PREFIX), write_meta_graph=False,
@@ -176,7 +176,7 @@ class ShardedCheckpointer:
             self._update_pointer(model_save_dir, os.path.basename(final))
             log.info("saved checkpoint %s (%d shard(s) of %d classes)", final, self.num_shards,
                      self.num_classes)
-        sess.run(self._barrier)
+        self._barrier(sess)
         return final
 
     def _update_pointer(self, model_save_dir, name):

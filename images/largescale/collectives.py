@@ -78,8 +78,14 @@ class Collectives:
             return x
         return self._hvd.allreduce(x, op=self._hvd.Average, name=name)
 
-    def barrier_op(self, name="barrier"):
-        """An op that completes only when every worker has run it."""
+    def make_barrier(self, name="barrier"):
+        """Returns ``barrier(session)``, which returns only when every worker has called it.
+
+        The allreduce reads a fed placeholder: on a constant, Grappler would fold the collective
+        away once and later runs would not wait.
+        """
         if not self.active:
-            return tf.no_op(name=name)
-        return self._hvd.allreduce(tf.constant(1.0), op=self._hvd.Sum, name=name)
+            return lambda session: None
+        token = tf.placeholder(tf.float32, [], name=name + "_token")
+        op = self._hvd.allreduce(token, op=self._hvd.Sum, name=name)
+        return lambda session: session.run(op, {token: 1.0})

@@ -288,7 +288,7 @@ class Entry:
         t = self.trainer()
         with t:
             step = t.fit()
-        return {"step": step, "test": t.results}
+        return {"step": int(step), "test": t.results}
 
     def _checkpoint(self):
         path = self.config.checkpoint_dir or self.config.model_save_dir

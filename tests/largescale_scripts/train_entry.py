@@ -34,7 +34,7 @@ def small(ins, classes, loss, save_dir, steps):
     ins.set_train_steps(steps)
     ins.set_log_period(1)
     ins.set_model_save_dir(save_dir)
-    ins.set_lr(2.0)
+    ins.set_lr(0.5)
     return ins
 
 
@@ -66,11 +66,13 @@ def train(work, data_dir):
         emb = ins.predict(encoded)
         info["predict"] = {"shape": list(emb.shape), "rows": emb.tolist()}
 
-    # 2. The short program on mock data: Partial FC over 101 classes (51 + 50).
+    # 2. The short program on mock data: Partial FC over 101 classes (51 + 50), bfloat16 with
+    #    dynamic loss scaling (a non-finite shard gradient must skip the step on every worker).
     ins = Entry()
     ins.set_class_num(101)
     small(ins, 101, "dist_softmax", os.path.join(work, "M"), 3)
     ins.set_sample_ratio(0.5)
+    ins.set_mixed_precision(True, init_loss_scaling=64.0, dtype="bfloat16")
     info["M"] = ins.train()
 
     # 3. Whole-layer data parallel: every variable, the FC layer included, the same everywhere.
