@@ -1,6 +1,6 @@
 """Clients of the model server (or any TF-Serving REST server), built on httpx and numpy.
 
-They do not call TensorFlow (the ``images`` package's compatibility shim still imports it).
+They never import TensorFlow: a client process stays light.
 
 * :class:`FaceService`: PLSC's client for embedding models::
 
