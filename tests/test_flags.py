@@ -64,12 +64,3 @@ def test_defaults_are_fastnn_defaults(parse):
     assert f.hooks == "StopAtStepHook,ProfilerHook,LoggingTensorHook,CheckpointSaverHook"
     assert f.enable_paisoar is True and f.stop_at_step == 100
 
-
-def test_serving_client_does_not_load_tensorflow():
-    # The compat shim is lazy: a process that only talks to a server never imports TensorFlow.
-    import subprocess
-    import sys
-    code = "import sys, images.serving.client; print('tensorflow' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    assert out == "False"
