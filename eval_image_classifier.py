@@ -11,7 +11,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+import tensorflow.compat.v1 as tf  # noqa: E402
+
 from images import evaluation, training  # noqa: E402
+from images.datasets import pipeline  # noqa: E402
 
 flags.DEFINE_string("checkpoint_path", None, "Checkpoint file, or a folder (its latest).")
 flags.DEFINE_string("model_name", None, "Network registry name.")
@@ -31,6 +34,9 @@ flags.DEFINE_integer("max_num_batches", None, "Evaluate at most this many batche
 flags.DEFINE_float("moving_average_decay", None, "Evaluate the weights' moving averages kept "
                    "with this decay during training.")
 flags.DEFINE_integer("num_preprocessing_threads", 4, "Parallel decode calls.")
+flags.DEFINE_boolean("skip_corrupt_records", False, "Skip (and log) unreadable records and "
+                     "undecodable images instead of stopping; the result says how many examples "
+                     "were scored.")
 flags.DEFINE_string("output_json", None, "Also write the result as JSON to this file.")
 flags.mark_flags_as_required(["checkpoint_path", "model_name", "dataset_name"])
 flags.register_validator("batch_size", lambda v: v > 0, message="--batch_size must be > 0")
@@ -54,9 +60,16 @@ def main(argv):
             labels_offset=FLAGS.labels_offset, use_grayscale=FLAGS.use_grayscale,
             max_num_batches=FLAGS.max_num_batches, eval_dir=eval_dir,
             moving_average_decay=FLAGS.moving_average_decay,
-            num_preprocessing_threads=FLAGS.num_preprocessing_threads)
+            num_preprocessing_threads=FLAGS.num_preprocessing_threads,
+            skip_corrupt_records=FLAGS.skip_corrupt_records)
     except (ValueError, FileNotFoundError) as e:
         training.log.error("%s", e)
+        return 2
+    except tf.errors.OpError as e:
+        message = pipeline.data_error_message(e)  # corrupt file, bad image or label
+        if message is None:
+            raise
+        training.log.error("bad input data: %s", message)
         return 2
     print("eval/%s top1=%.4f top5=%.4f over %d examples (checkpoint %s, step %d)"
           % (FLAGS.dataset_split_name, result["top1"], result["top5"], result["count"],

@@ -59,11 +59,14 @@ def check_flags():
     warm_start.parse_scope_map(FLAGS.checkpoint_scope_map)
     if not dataset.is_mock:
         dataset_factory.check_split(dataset, FLAGS.dataset_split_name)
-        if FLAGS["num_classes"].present and dataset.num_classes is not None and (
-                FLAGS.num_classes != dataset.num_classes - _labels_offset(dataset)):
-            raise UsageError("--num_classes=%d but dataset %s has %d classes; drop --num_classes"
-                             % (FLAGS.num_classes, dataset.name,
-                                dataset.num_classes - _labels_offset(dataset)))
+        if FLAGS["num_classes"].present:
+            # Real datasets know their class count (custom ones from labels.txt).
+            known = (dataset.num_classes - _labels_offset(dataset)
+                     if dataset.num_classes is not None else
+                     dataset_factory.resolve_num_classes(dataset, FLAGS.dataset_dir, None))
+            if FLAGS.num_classes != known:
+                raise UsageError("--num_classes=%d but dataset %s has %d classes; drop "
+                                 "--num_classes" % (FLAGS.num_classes, dataset.name, known))
     if dataset.is_mock and not FLAGS.num_sample_per_epoch and (
             not FLAGS.stop_at_step or "StopAtStepHook" not in FLAGS.hooks):
         raise UsageError("mock data never ends: give --stop_at_step > 0 (with StopAtStepHook in "

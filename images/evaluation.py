@@ -30,7 +30,7 @@ def evaluate(checkpoint_path, model_name, dataset_name, dataset_dir=None,
              split_name="test", batch_size=100, image_size=None, preprocessing_name=None,
              num_classes=None, labels_offset=None, use_grayscale=False, max_num_batches=None,
              eval_dir=None, moving_average_decay=None, num_preprocessing_threads=4,
-             session_config=None):
+             skip_corrupt_records=False, session_config=None):
     """Evaluates a checkpoint on every example of a split.
 
     Args:
@@ -49,6 +49,8 @@ def evaluate(checkpoint_path, model_name, dataset_name, dataset_dir=None,
       eval_dir: where the summary goes; None writes none.
       moving_average_decay: when set, evaluate the exponential moving averages of the weights.
       num_preprocessing_threads: parallel decode calls.
+      skip_corrupt_records: skip (and log) unreadable records and images instead of stopping;
+        the accuracy is then over the examples that could be read (``count`` says how many).
       session_config: optional ``tf.ConfigProto``.
 
     Returns:
@@ -75,7 +77,8 @@ def evaluate(checkpoint_path, model_name, dataset_name, dataset_dir=None,
             num_epochs=1, cluster=distributed.Cluster(), seed=0, labels_offset=offset,
             input_options=dict(num_preprocessing_threads=num_preprocessing_threads,
                                num_parallel_batches=2, prefetch_buffer_size=2,
-                               shuffle_buffer_size=1))
+                               shuffle_buffer_size=1,
+                               skip_corrupt_records=skip_corrupt_records))
         if max_num_batches:
             ds = ds.take(max_num_batches)
         images, labels = tf.data.make_one_shot_iterator(ds).get_next()
