@@ -13,9 +13,8 @@ import pickle
 import tarfile
 
 import numpy as np
-from PIL import Image
 
-from images.datasets import dataset_info, download, example_codec, labels_file, tfrecord_writer
+from images.datasets import array_converter, download
 
 NAME = "cifar10"
 ARCHIVE = download.RemoteFile(
@@ -98,29 +97,11 @@ def load_archive(archive_path):
     return splits, names
 
 
-def _encode_png(pixels):
-    buf = io.BytesIO()
-    Image.fromarray(pixels, mode="RGB").save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _examples(images, labels):
-    for image, label in zip(images, labels):
-        yield example_codec.image_to_tfexample(_encode_png(image), "png", SIDE, SIDE, int(label))
-
-
 def run(dataset_dir, num_shards=1, download_url=None, progress=True, **unused):
     """Downloads (unless present) and converts CIFAR-10; returns the written TFRecord paths."""
     del unused
     archive = download.fetch(ARCHIVE, dataset_dir, download_url, progress=progress)
     splits, names = load_archive(archive)
-    written, sizes, files = [], {}, {}
-    for split, (images, labels) in splits.items():
-        paths, count = tfrecord_writer.write_split(_examples(images, labels), dataset_dir, NAME,
-                                                   split, num_shards)
-        written.extend(paths)
-        sizes[split], files[split] = count, paths
-    labels_file.write_labels(dict(enumerate(names)), dataset_dir)
-    dataset_info.write_info(dataset_dir, NAME, sizes, len(names), files,
-                            {"source": os.path.basename(archive)})
-    return written
+    return array_converter.write_array_dataset(
+        dataset_dir, NAME, splits, names, num_shards,
+        extra_info={"source": os.path.basename(archive)})

@@ -3,22 +3,14 @@
 1,797 real images of 10 classes ship inside scikit-learn, so this converter needs no network.  The
 split is fixed and seeded (360 test images, 36 per class), and so the files are reproducible.
 """
-import io
 
 import numpy as np
-from PIL import Image
 
-from images.datasets import dataset_info, example_codec, labels_file, tfrecord_writer
+from images.datasets import array_converter
 
 NAME = "digits"
 TEST_PER_CLASS = 36
 SEED = 20191101
-
-
-def _encode_png(pixels):
-    buf = io.BytesIO()
-    Image.fromarray(pixels, mode="L").save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def load_split():
@@ -42,14 +34,5 @@ def load_split():
 def run(dataset_dir, num_shards=1, **unused):
     """Writes the TFRecord files and labels.txt into ``dataset_dir``; returns the written paths."""
     del unused
-    written, sizes, files = [], {}, {}
-    for split, (images, labels) in load_split().items():
-        examples = [example_codec.image_to_tfexample(_encode_png(im), "png", 8, 8, int(lb))
-                    for im, lb in zip(images, labels)]
-        paths = tfrecord_writer.shard_paths(dataset_dir, NAME, split, num_shards)
-        tfrecord_writer.write_shards(examples, paths)
-        written.extend(paths)
-        sizes[split], files[split] = len(examples), paths
-    labels_file.write_labels({i: str(i) for i in range(10)}, dataset_dir)
-    dataset_info.write_info(dataset_dir, NAME, sizes, 10, files)
-    return written
+    return array_converter.write_array_dataset(dataset_dir, NAME, load_split(),
+                                               [str(i) for i in range(10)], num_shards)

@@ -8,14 +8,12 @@ big-endian uint32 per dimension, then the values row-major.  Images are ``[N, 28
 checked instead.  Images are stored as one-channel PNG, as TF-slim does.
 """
 import gzip
-import io
 import os
 import struct
 
 import numpy as np
-from PIL import Image
 
-from images.datasets import dataset_info, download, example_codec, labels_file, tfrecord_writer
+from images.datasets import array_converter, download
 
 NAME = "mnist"
 # The CVDF mirror first: the original host often refuses automated downloads.
@@ -76,29 +74,11 @@ def load_split(dataset_dir, split):
     return images, labels
 
 
-def _encode_png(pixels):
-    buf = io.BytesIO()
-    Image.fromarray(pixels, mode="L").save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _examples(images, labels):
-    for image, label in zip(images, labels):
-        yield example_codec.image_to_tfexample(_encode_png(image), "png", SIDE, SIDE, int(label))
-
-
 def run(dataset_dir, num_shards=1, download_url=None, progress=True, **unused):
     """Downloads (unless present) and converts MNIST; returns the written TFRecord paths."""
     del unused
     for remote in remote_files():
         download.fetch(remote, dataset_dir, download_url, progress=progress)
-    written, sizes, files = [], {}, {}
-    for split in SPLIT_FILES:
-        images, labels = load_split(dataset_dir, split)
-        paths, count = tfrecord_writer.write_split(_examples(images, labels), dataset_dir, NAME,
-                                                   split, num_shards)
-        written.extend(paths)
-        sizes[split], files[split] = count, paths
-    labels_file.write_labels({i: str(i) for i in range(10)}, dataset_dir)
-    dataset_info.write_info(dataset_dir, NAME, sizes, 10, files)
-    return written
+    splits = {split: load_split(dataset_dir, split) for split in SPLIT_FILES}
+    return array_converter.write_array_dataset(dataset_dir, NAME, splits,
+                                               [str(i) for i in range(10)], num_shards)
