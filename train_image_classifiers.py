@@ -251,9 +251,10 @@ def train(cluster, record, dataset):
                 hooks=hooks, save_checkpoint_secs=None, save_checkpoint_steps=None,
                 save_summaries_steps=(FLAGS.save_summaries_steps or None) if is_chief else None,
                 save_summaries_secs=None, log_step_count_steps=None,
-                config=policy.configure_session(training.session_config(
-                    FLAGS.num_intra_threads, FLAGS.num_inter_threads,
-                    FLAGS.log_device_placement))) as sess:
+                config=policy.configure_session(distributed.configure_session(
+                    cluster, training.session_config(FLAGS.num_intra_threads,
+                                                     FLAGS.num_inter_threads,
+                                                     FLAGS.log_device_placement)))) as sess:
             training.run_training_loop(sess, train_op, global_step)
         if is_chief:
             log.info("training done at step %d; checkpoints in %s",

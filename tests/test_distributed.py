@@ -51,6 +51,19 @@ def test_bad_distributed_options_are_refused(graph):
         distributed.distributed_optimizer(cluster, opt, compression="int8")
 
 
+def test_session_defaults_split_the_cores_between_local_workers():
+    import tensorflow.compat.v1 as tf
+    from images.utils import distributed
+    cluster = distributed.Cluster(rank=3, size=4, local_rank=1, local_size=2, hvd=object())
+    config = distributed.configure_session(
+        cluster, tf.ConfigProto(inter_op_parallelism_threads=3))
+    assert config.gpu_options.visible_device_list == "1"  # its own GPU, if any
+    assert config.intra_op_parallelism_threads == max(1, os.cpu_count() // 2)
+    assert config.inter_op_parallelism_threads == 3  # a value given is kept
+    plain = distributed.configure_session(distributed.Cluster(), tf.ConfigProto())
+    assert plain.intra_op_parallelism_threads == 0 and not plain.gpu_options.visible_device_list
+
+
 def test_lost_worker_message_names_the_cause():
     import tensorflow.compat.v1 as tf
     from images.utils import distributed

@@ -138,6 +138,24 @@ def distributed_optimizer(cluster, optimizer, compression="none", op="average",
         backward_passes_per_step=backward_passes_per_step, **kwargs)
 
 
+def configure_session(cluster, config):
+    """Per-worker defaults in ``config`` (a ``tf.ConfigProto``) for a distributed run.
+
+    Each worker sees only the GPU of its local rank, and thread pools left at 0 (TensorFlow's
+    choice: one thread per core) get this machine's cores divided among its workers, so the
+    workers of one machine do not oversubscribe it.
+    """
+    if not cluster.distributed:
+        return config
+    config.gpu_options.visible_device_list = str(cluster.local_rank)
+    share = max(1, (os.cpu_count() or 1) // max(1, cluster.local_size))
+    if config.intra_op_parallelism_threads == 0:
+        config.intra_op_parallelism_threads = share
+    if config.inter_op_parallelism_threads == 0:
+        config.inter_op_parallelism_threads = share
+    return config
+
+
 def broadcast_hook(cluster, variables=None):
     """A hook that copies rank 0's variables to every worker once the session starts.
 
