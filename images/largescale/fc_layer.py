@@ -53,6 +53,8 @@ class FCResult:
       sampled_index: the shard rows used this step (Partial FC) or None.
       shard_variables: the variables that must stay local (empty for whole-layer losses).
       logits: the shard's logits after the margin (``[G, rows used]``).
+      init_op: writes the random initial class centres; run it once after the variables'
+        initialisation when not restoring a checkpoint (the variable itself starts at zero).
     """
     loss: Any
     accuracy: Any
@@ -63,6 +65,7 @@ class FCResult:
     num_local: int
     num_shards: int
     sampled_index: Any = None
+    init_op: Any = None
     shard_variables: List[Any] = dataclasses.field(default_factory=list)
     logits: Any = None
 
@@ -160,10 +163,28 @@ def _sample_rows(local_labels, num_local, sample_ratio, seed):
     return index, remapped
 
 
-def _shard_initializer(shape, stddev, seed, rank):
-    # A stateless draw keyed by (seed, rank): shards start different from each other and the
-    # same on every run, whatever the graph-level seed.
-    return tf.random.stateless_normal(shape, seed=[int(seed), int(rank)], stddev=stddev)
+INIT_BLOCK_BYTES = 64 << 20
+
+
+def randomize_rows_op(variable, stddev, seed, rank, block_bytes=INIT_BLOCK_BYTES):
+    """Fills a class-major variable with normal(0, stddev) values, block of rows by block.
+
+    A random initial value assigned in one piece costs twice the layer's memory at start-up
+    (TensorFlow copies it into the variable); writing blocks into the zero-initialised variable
+    costs one block.  Each block is a stateless draw keyed by ``(seed, rank, block)``: shards
+    start different from each other and the same on every run.
+    """
+    rows, width = variable.shape.as_list()
+    block = max(1, block_bytes // (4 * width))
+    previous = None
+    for i, start in enumerate(range(0, rows, block)):
+        end = min(rows, start + block)
+        deps = [] if previous is None else [previous]
+        with tf.control_dependencies(deps):  # one block at a time
+            values = tf.random.stateless_normal([end - start, width], stddev=stddev,
+                                                seed=[int(seed) * 1000003 + int(rank), i])
+            previous = variable[start:end].assign(values).op
+    return tf.group(previous, name=variable.op.name.replace("/", "_") + "_randomize")
 
 
 def build_fc_loss(features, labels, *, num_classes, loss_spec: LossSpec, comm,
@@ -210,9 +231,9 @@ def build_fc_loss(features, labels, *, num_classes, loss_spec: LossSpec, comm,
     emb = int(emb)
     shard_vars = []
     with tf.variable_scope(scope):
-        weights = tf.get_variable(
-            "weights", initializer=_shard_initializer([num_local, emb], init_stddev, seed, rank),
-            dtype=tf.float32)
+        # Zeros here; the random start is written by ``init_op`` (see randomize_rows_op).
+        weights = tf.get_variable("weights", shape=[num_local, emb], dtype=tf.float32,
+                                  initializer=tf.zeros_initializer())
         shard_vars.append(weights)
         bias = None
         if loss_spec.has_bias:
@@ -222,6 +243,7 @@ def build_fc_loss(features, labels, *, num_classes, loss_spec: LossSpec, comm,
         if loss_spec.distributed:
             for v in shard_vars:
                 tf.add_to_collection(SHARD_COLLECTION, v)
+        init_op = randomize_rows_op(weights, init_stddev, seed, rank)
 
         gathered = comm.allgather_rows(features, name="gather_features")
         all_labels = comm.allgather_labels(tf.cast(labels, tf.int32), name="gather_labels")
@@ -258,5 +280,5 @@ def build_fc_loss(features, labels, *, num_classes, loss_spec: LossSpec, comm,
             reg_loss = tf.multiply(float(weight_decay), tf.nn.l2_loss(used_w), name="fc_l2")
     return FCResult(loss=loss, accuracy=accuracy, reg_loss=reg_loss, weights=weights, bias=bias,
                     start=start, num_local=num_local, num_shards=num_shards,
-                    sampled_index=sampled_index,
+                    sampled_index=sampled_index, init_op=init_op,
                     shard_variables=shard_vars if loss_spec.distributed else [], logits=logits)

@@ -55,8 +55,10 @@ def build_train_op(optimizer, data_loss, reg_loss, shard_variables, comm, distri
 
     Args:
       optimizer: a :class:`images.utils.precision.GradientPolicyOptimizer` (loss scaling).
-      data_loss: the classification loss (global mean for dist losses, local mean otherwise).
-      reg_loss: the L2 terms (scalar).
+      data_loss: the classification loss (global mean for dist losses, local mean otherwise),
+        plus the FC layer's own L2 term, which reaches no shared variable.
+      reg_loss: the L2 terms of the shared variables (scalar, the same on every worker), or
+        None.
       shard_variables: variables that stay local (empty for whole-layer losses).
       comm: :class:`images.largescale.collectives.Collectives`.
       distributed_loss: whether ``data_loss`` is the global mean (sum the shared gradients).

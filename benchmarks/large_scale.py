@@ -1,0 +1,258 @@
+#!/usr/bin/env python
+"""How many classes fit in a fixed memory budget per process, and images/s at 1M classes.
+
+    python benchmarks/large_scale.py [--budget_gib 6] [--workers 2]
+
+Settings (embedding 512, batch 64 per worker, momentum, float32):
+
+  (a) whole-layer data parallel: every worker holds the whole FC layer (loss ``softmax``), its
+      gradient averaged over the workers;
+  (b) ``dist_softmax``: the FC layer split by class over the workers;
+  (c) Partial FC: ``dist_softmax`` with ``sample_ratio`` 0.1.
+
+The backbone is replaced by precomputed features (a fixed random batch of 512-wide vectors per
+worker) followed by the trainable 512 -> 512 embedding layer, so the FC layer dominates memory and
+time, as it does at a million classes.  Each trial is a fresh ``horovodrun`` job that builds the
+training graph with the library's own code (fc_layer, train_graph), runs a few steps and reports
+each worker's peak resident memory (VmHWM); a watchdog thread ends a worker whose RSS passes the
+budget.  The largest class count is found by doubling, then bisecting.  Prints Markdown tables.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+MODES = {
+    "a": dict(label="(a) whole layer, data parallel", loss="softmax", ratio=None),
+    "b": dict(label="(b) dist_softmax", loss="dist_softmax", ratio=None),
+    "c": dict(label="(c) Partial FC 0.1 (dist_softmax)", loss="dist_softmax", ratio=0.1),
+}
+EMB, BATCH = 512, 64
+OVER_EXIT = 3
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _watchdog(limit_kib):
+    def watch():
+        while True:
+            if _status_kib("VmRSS") > limit_kib:
+                print("RESULT " + json.dumps({"over": True, "rss_gib": _status_kib("VmRSS") / 2**20}),
+                      flush=True)
+                os._exit(OVER_EXIT)
+            time.sleep(0.02)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def trial(mode, classes, steps, limit_gib):
+    """One worker of a trial (run under horovodrun); prints ``RESULT {...}``."""
+    _watchdog(int(limit_gib * 2**20))
+    import numpy as np
+    import tensorflow.compat.v1 as tf
+    import images  # noqa: F401
+    from images.largescale import embedding, fc_layer, losses, train_graph, trainer
+    from images.largescale.collectives import Collectives
+    from images.utils import distributed, precision
+
+    cluster = distributed.init_cluster(True)
+    comm = Collectives(cluster)
+    spec = MODES[mode]
+    rng = np.random.RandomState(cluster.rank)
+    with tf.Graph().as_default():
+        global_step = tf.train.get_or_create_global_step()
+        features = tf.constant(rng.randn(BATCH, EMB).astype(np.float32))
+        labels = tf.constant(rng.randint(0, classes, BATCH))
+        emb = embedding.build_embedding(features, backbone=lambda x, is_training: x,
+                                        emb_size=EMB, is_training=True, weight_decay=5e-4)
+        loss_spec = losses.get_loss(spec["loss"])
+        fc = fc_layer.build_fc_loss(emb, labels, num_classes=classes, loss_spec=loss_spec,
+                                    comm=comm, sample_ratio=spec["ratio"], weight_decay=5e-4)
+        reg = tf.add_n(tf.losses.get_regularization_losses())
+        opt = precision.GradientPolicyOptimizer(tf.train.MomentumOptimizer(0.1, 0.9))
+        train_op = train_graph.build_train_op(opt, fc.loss + fc.reg_loss, reg,
+                                              fc.shard_variables, comm, loss_spec.distributed,
+                                              global_step)
+        layer = [v for v in (fc.weights, fc.bias) if v is not None]
+        fc_vars = {id(v) for v in layer} | {id(opt.get_slot(v, "momentum")) for v in layer}
+        shared = [v for v in tf.global_variables() if id(v) not in fc_vars]
+        bcast = cluster.hvd.broadcast_variables(shared, 0) if comm.active else tf.no_op()
+        with tf.Session(config=trainer.large_layer_session_config()) as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(fc.init_op)
+            sess.run(bcast)
+            sess.run(train_op)  # warm-up: every buffer allocated
+            start = time.perf_counter()
+            for _ in range(steps):
+                sess.run(train_op)
+            elapsed = time.perf_counter() - start
+    rate = BATCH * cluster.size * steps / elapsed if steps else float("nan")
+    print("RESULT " + json.dumps({
+        "over": False, "rank": cluster.rank, "peak_rss_gib": _status_kib("VmHWM") / 2**20,
+        "images_per_sec": rate}), flush=True)
+
+
+def run_trial(mode, classes, workers, steps, limit_gib, timeout=1200):
+    """Runs one trial job; returns ``(fits, peak RSS GiB (max over workers), images/s)``."""
+    horovodrun = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+    cmd = [horovodrun, "-np", str(workers), "-H", "localhost:%d" % workers, "--gloo",
+           sys.executable, os.path.abspath(__file__), "--trial", "--mode", mode, "--classes",
+           str(classes), "--steps", str(steps), "--limit_gib", str(limit_gib)]
+    env = dict(os.environ, PYTHONPATH=ROOT, PATH=os.path.dirname(sys.executable) + os.pathsep
+               + os.environ.get("PATH", ""))
+    start = time.time()
+    for attempt in range(2):
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+        results = [json.loads(line.split("RESULT ", 1)[1])
+                   for line in proc.stdout.splitlines() if "RESULT " in line]
+        if results:
+            break
+        # No worker reported (the launcher failed, e.g. a port taken by another job): retry once.
+        print("   trial failed without a result (attempt %d): %s"
+              % (attempt + 1, proc.stderr[-600:]), flush=True)
+    done = [r for r in results if not r["over"]]
+    fits = len(done) == workers and all(r["peak_rss_gib"] <= limit_gib for r in done)
+    peak = max([r.get("peak_rss_gib", r.get("rss_gib", 0.0)) for r in results] or [float("nan")])
+    rate = done[0]["images_per_sec"] if done else float("nan")
+    print("   %s %9d classes, %d worker(s): %s, peak %.2f GiB, %s images/s, %.1f s" % (
+        mode, classes, workers, "fits" if fits else "does not fit", peak,
+        "%.1f" % rate if rate == rate else "-", time.time() - start), flush=True)
+    return fits, peak, rate
+
+
+def largest_fitting(mode, workers, budget, start, bisections):
+    """Doubling from ``start`` until a trial fails, then ``bisections`` bisection steps."""
+    good, bad, peak_good = None, None, None
+    c = start
+    while bad is None:
+        fits, peak, _ = run_trial(mode, c, workers, 0, budget)
+        if fits:
+            good, peak_good = c, peak
+            c *= 2
+        else:
+            bad = c
+            if good is None:  # even the start does not fit: halve instead
+                bad, c = None, c // 2
+                if c < 1000:
+                    return 0, float("nan")
+                start = c
+    for _ in range(bisections):
+        mid = (good + bad) // 2
+        fits, peak, _ = run_trial(mode, mid, workers, 0, budget)
+        if fits:
+            good, peak_good = mid, peak
+        else:
+            bad = mid
+    return good, peak_good
+
+
+def _mem_available_gib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    return 0.0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trial", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=sorted(MODES), help=argparse.SUPPRESS)
+    parser.add_argument("--classes", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=3, help=argparse.SUPPRESS)
+    parser.add_argument("--limit_gib", type=float, default=6.0, help=argparse.SUPPRESS)
+    parser.add_argument("--budget_gib", type=float, default=6.0,
+                        help="peak RSS allowed per worker process")
+    parser.add_argument("--workers", type=int, default=2, help="Horovod workers")
+    parser.add_argument("--start", type=int, default=262144, help="first class count tried")
+    parser.add_argument("--bisections", type=int, default=3,
+                        help="bisection steps after doubling (precision: 1/2^n of the last "
+                             "doubling)")
+    parser.add_argument("--rate_classes", type=int, default=1000000,
+                        help="class count of the throughput measurement")
+    parser.add_argument("--rate_steps", type=int, default=2, help="timed steps per throughput")
+    parser.add_argument("--modes", default="abc", help="which settings to run")
+    args = parser.parse_args()
+    if args.trial:
+        trial(args.mode, args.classes, args.steps, args.limit_gib)
+        return 0
+
+    print("budget %.1f GiB peak RSS per process, %d workers, embedding %d, batch %d per worker;"
+          " precomputed features + 512x512 embedding layer as the backbone"
+          % (args.budget_gib, args.workers, EMB, BATCH), flush=True)
+    found = {}
+    start = args.start
+    for mode in args.modes:
+        print("searching %s" % MODES[mode]["label"], flush=True)
+        found[mode] = largest_fitting(mode, args.workers, args.budget_gib, start,
+                                      args.bisections)
+        # The settings are ordered by memory efficiency: the next search starts where this one
+        # ended (a power of two or a bisection point; doubling from there is still doubling).
+        start = max(start, found[mode][0])
+    rates = {}
+    for mode in args.modes:
+        # A throughput trial may pass the budget (the whole layer at 1M classes does).  It runs
+        # with every worker when the machine has room for them, else with one worker (for the
+        # whole layer: the same memory and work per worker, without the gradient allreduce).
+        need = _estimate_gib(mode, args.rate_classes, found[mode])
+        room = _mem_available_gib()
+        workers = args.workers
+        if need * workers * 1.2 > room:
+            workers = 1 if mode == "a" and need * 1.2 <= room else 0
+        if not workers:
+            print("   %s at %d classes skipped: needs about %.1f GiB per worker, %.1f GiB free"
+                  % (mode, args.rate_classes, need, room), flush=True)
+            rates[mode] = (float("nan"), need, 0)
+            continue
+        fits, peak, rate = run_trial(mode, args.rate_classes, workers, args.rate_steps,
+                                     max(args.budget_gib, need * 1.5))
+        rates[mode] = (rate, peak, workers)
+
+    from benchmarks.common import print_table
+    base = found.get("a", (0, 0))[0]
+    rows = []
+    for mode in args.modes:
+        classes, peak = found[mode]
+        rate, peak_rate, ran = rates[mode]
+        rate_text = "not run" if not ran else "%.1f%s" % (
+            rate, "" if ran == args.workers else " (%d worker: no room for %d)"
+            % (ran, args.workers))
+        rows.append([MODES[mode]["label"], args.workers, "{:,}".format(classes),
+                     "%.2f" % peak if classes else "-",
+                     "%.2fx" % (classes / base) if base else "-", rate_text,
+                     ("%.2f" % peak_rate) if ran else "~%.1f (estimated)" % peak_rate])
+    print_table(
+        "Largest class count within %.0f GiB RSS per process; images/s at %s classes "
+        "(embedding %d, batch %d per worker, momentum, float32; precomputed features)"
+        % (args.budget_gib, "{:,}".format(args.rate_classes), EMB, BATCH),
+        ["setting", "workers", "largest classes", "peak RSS there (GiB)", "vs (a)",
+         "images/s at %s" % "{:,}".format(args.rate_classes), "peak RSS at %s (GiB)"
+         % "{:,}".format(args.rate_classes)], rows)
+    return 0
+
+
+def _estimate_gib(mode, classes, found):
+    """Peak RSS at ``classes`` extrapolated linearly from the largest fitting trial."""
+    fitted, peak = found
+    if not fitted:
+        return float("inf")
+    base = 0.6  # GiB of TensorFlow + Horovod before any layer
+    return base + (peak - base) * classes / fitted
+
+
+if __name__ == "__main__":
+    sys.exit(main())
