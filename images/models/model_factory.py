@@ -7,12 +7,19 @@ import functools
 import tf_slim as slim
 
 from images.models import registry
+from images.models.common import graph_building
 from images.models.registry import ModelRecord, get_record, list_models  # noqa: F401  (re-export)
 
 # Each import registers that family's records.
 from images.models import lenet as _lenet  # noqa: F401,E402
 from images.models import cifarnet as _cifarnet  # noqa: F401,E402
 from images.models import resnet as _resnet  # noqa: F401,E402
+from images.models import alexnet as _alexnet  # noqa: F401,E402
+from images.models import overfeat as _overfeat  # noqa: F401,E402
+from images.models import vgg as _vgg  # noqa: F401,E402
+from images.models import inception as _inception  # noqa: F401,E402
+from images.models import mobilenet as _mobilenet  # noqa: F401,E402
+from images.models import nasnet as _nasnet  # noqa: F401,E402
 
 get_model_record = get_record
 
@@ -41,7 +48,8 @@ def get_network_fn(name, num_classes, weight_decay=0.0, is_training=False, **net
     def network_fn(images, **kwargs):
         _check_kwargs(record, kwargs)
         options = dict(net_kwargs, **kwargs)
-        with slim.arg_scope(record.arg_scope_fn(weight_decay=weight_decay)):
+        with graph_building(), slim.arg_scope(record.arg_scope_fn(
+                weight_decay=weight_decay)):
             return record.network_fn(images, num_classes, is_training=is_training, **options)
 
     network_fn.default_image_size = record.default_image_size

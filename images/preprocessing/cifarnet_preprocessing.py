@@ -1,10 +1,13 @@
 """CifarNet preprocessing: pad, random crop, flip, brightness/contrast, per-image standardisation."""
 import tensorflow.compat.v1 as tf
 
+from images.preprocessing.common import to_grayscale
+
 _PADDING = 4
 
 
-def preprocess_image(image, output_height, output_width, is_training=False, padding=_PADDING):
+def preprocess_image(image, output_height, output_width, is_training=False, padding=_PADDING,
+                     use_grayscale=False):
     """Preprocesses one CIFAR-style image.
 
     Args:
@@ -14,11 +17,12 @@ def preprocess_image(image, output_height, output_width, is_training=False, padd
       is_training: random pad-and-crop, flip, brightness and contrast when True; a central crop
         (or pad) when False.
       padding: zero padding on each side before the random crop.
+      use_grayscale: convert to one channel first (so the standardisation holds for it).
 
     Returns:
       A float32 image ``[output_height, output_width, C]`` with zero mean and unit variance.
     """
-    image = tf.cast(image, tf.float32)
+    image = to_grayscale(tf.cast(image, tf.float32), use_grayscale)
     channels = image.shape[-1]
     if is_training:
         if padding > 0:

@@ -6,7 +6,7 @@ of 87.5% of the image, a bilinear resize.  Both return pixels in [-1, 1].
 """
 import tensorflow.compat.v1 as tf
 
-from images.preprocessing.common import to_rgb
+from images.preprocessing.common import resize_bilinear, to_grayscale, to_rgb
 
 _RESIZE_METHODS = (
     tf.image.ResizeMethod.BILINEAR, tf.image.ResizeMethod.NEAREST_NEIGHBOR,
@@ -14,9 +14,10 @@ _RESIZE_METHODS = (
 
 
 def distort_color(image, color_ordering=0, fast_mode=True):
-    """Random colour distortion of ``image`` in [0, 1], in one of two orders.
+    """Random colour distortion of ``image`` in [0, 1] in one of TF-slim's orders.
 
-    Fast mode changes brightness and saturation only; otherwise hue and contrast too.
+    Fast mode changes brightness and saturation (orders 0, 1); otherwise brightness,
+    saturation, hue and contrast in one of four orders (0..3).
     """
     def brightness(x):
         return tf.image.random_brightness(x, max_delta=32.0 / 255.0)
@@ -31,11 +32,14 @@ def distort_color(image, color_ordering=0, fast_mode=True):
         return tf.image.random_contrast(x, lower=0.5, upper=1.5)
 
     if fast_mode:
-        order = (brightness, saturation) if color_ordering == 0 else (saturation, brightness)
+        orders = ((brightness, saturation), (saturation, brightness))
     else:
-        order = ((brightness, saturation, hue, contrast) if color_ordering == 0
-                 else (saturation, brightness, contrast, hue))
-    for op in order:
+        orders = ((brightness, saturation, hue, contrast), (saturation, brightness, contrast, hue),
+                  (contrast, hue, brightness, saturation), (hue, saturation, contrast, brightness))
+    if not 0 <= color_ordering < len(orders):
+        raise ValueError("color_ordering must be in [0, %d), got %d"
+                         % (len(orders), color_ordering))
+    for op in orders[color_ordering]:
         image = op(image)
     return tf.clip_by_value(image, 0.0, 1.0)
 
@@ -53,39 +57,50 @@ def distorted_bounding_box_crop(image, bbox, min_object_covered=0.1,
 
 def _random_choice(n, fn):
     """Applies ``fn(x, i)`` for a random ``i`` in [0, n) via a case over static branches."""
+    if n == 1:
+        return lambda x: fn(x, 0)
     pick = tf.random.uniform([], maxval=n, dtype=tf.int32)
     return lambda x: tf.switch_case(pick, [lambda i=i: fn(x, i) for i in range(n)])
 
 
-def preprocess_for_train(image, height, width, bbox=None, fast_mode=True):
-    """Training transform; ``image`` uint8 or float, ``bbox`` ``[1, N, 4]`` normalised or None."""
+def preprocess_for_train(image, height, width, bbox=None, fast_mode=True, use_grayscale=False):
+    """Training transform; ``image`` uint8 or float, ``bbox`` ``[1, N, 4]`` normalised or None.
+
+    As TF-slim: a distorted crop, a resize (bilinear in fast mode, else one of four methods
+    at random), a random flip, colour distortion (in fast mode always brightness then
+    saturation, else one of four random orders), [-1, 1].
+    """
     image = tf.image.convert_image_dtype(to_rgb(image), tf.float32)
     if bbox is None:
         bbox = tf.constant([0.0, 0.0, 1.0, 1.0], dtype=tf.float32, shape=[1, 1, 4])
     image = distorted_bounding_box_crop(image, bbox)
     image.set_shape([None, None, 3])
     num_methods = 1 if fast_mode else len(_RESIZE_METHODS)
-    image = _random_choice(num_methods, lambda x, i: tf.image.resize(
+    image = _random_choice(num_methods, lambda x, i: tf.image.resize_images(
         x, [height, width], method=_RESIZE_METHODS[i]))(image)
     image = tf.image.random_flip_left_right(image)
-    image = _random_choice(2, lambda x, i: distort_color(x, i, fast_mode))(image)
+    num_orders = 1 if fast_mode else 4
+    image = _random_choice(num_orders, lambda x, i: distort_color(x, i, fast_mode))(image)
+    image = to_grayscale(image, use_grayscale)
     image = (image - 0.5) * 2.0
-    return tf.ensure_shape(image, [height, width, 3])
+    return tf.ensure_shape(image, [height, width, 1 if use_grayscale else 3])
 
 
-def preprocess_for_eval(image, height, width, central_fraction=0.875):
+def preprocess_for_eval(image, height, width, central_fraction=0.875, use_grayscale=False):
     """Evaluation transform: central crop of ``central_fraction``, bilinear resize, [-1, 1]."""
     image = tf.image.convert_image_dtype(to_rgb(image), tf.float32)
+    image = to_grayscale(image, use_grayscale)
     if central_fraction:
         image = tf.image.central_crop(image, central_fraction=central_fraction)
-    image = tf.image.resize(image, [height, width], method=tf.image.ResizeMethod.BILINEAR)
+    image = resize_bilinear(image, height, width)
     image = (image - 0.5) * 2.0
-    return tf.ensure_shape(image, [height, width, 3])
+    return tf.ensure_shape(image, [height, width, 1 if use_grayscale else 3])
 
 
 def preprocess_image(image, output_height, output_width, is_training=False, bbox=None,
-                     fast_mode=True):
+                     fast_mode=True, use_grayscale=False):
     """Dispatches to :func:`preprocess_for_train` or :func:`preprocess_for_eval`."""
     if is_training:
-        return preprocess_for_train(image, output_height, output_width, bbox, fast_mode)
-    return preprocess_for_eval(image, output_height, output_width)
+        return preprocess_for_train(image, output_height, output_width, bbox, fast_mode,
+                                    use_grayscale)
+    return preprocess_for_eval(image, output_height, output_width, use_grayscale=use_grayscale)

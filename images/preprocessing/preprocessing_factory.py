@@ -6,8 +6,6 @@ image ``[height, width, C']``; training mode may be random, evaluation mode is d
 import fnmatch
 from typing import Callable, Dict, List
 
-import tensorflow.compat.v1 as tf
-
 from images.preprocessing import (cifarnet_preprocessing, inception_preprocessing,
                                   lenet_preprocessing, vgg_preprocessing)
 
@@ -41,10 +39,10 @@ def get_preprocessing(name, is_training=False, use_grayscale=False):
     base = _REGISTRY[name]
 
     def preprocessing_fn(image, output_height, output_width, **kwargs):
-        out = base(image, output_height, output_width, is_training=is_training, **kwargs)
-        if use_grayscale and out.shape[-1] != 1:
-            out = tf.image.rgb_to_grayscale(out)
-        return out
+        # Each function converts to grey where TF-slim does (before per-image standardisation
+        # in cifarnet), so the normalisation holds for the one-channel output too.
+        return base(image, output_height, output_width, is_training=is_training,
+                    use_grayscale=use_grayscale, **kwargs)
 
     preprocessing_fn.name = name
     return preprocessing_fn

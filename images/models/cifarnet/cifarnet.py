@@ -1,7 +1,7 @@
 """CifarNet as in the TF-slim model library (after the cuda-convnet CIFAR-10 network).
 
-Two 5x5 convolutions with max-pooling and local response normalisation, then FC layers of 384 and
-192 units.  Variable scopes follow slim's ``CifarNet``.
+Two 5x5 convolutions, each with 2x2 max-pooling and local response normalisation, then FC layers
+of 384 and 192 units.  Variable scopes, shapes and end points follow slim's ``CifarNet``.
 """
 import tensorflow.compat.v1 as tf
 import tf_slim as slim
@@ -29,15 +29,14 @@ def cifarnet(images, num_classes=10, is_training=False, dropout_keep_prob=0.5,
     end_points = {}
     with tf.variable_scope(scope, "CifarNet", [images]):
         net = end_points["conv1"] = slim.conv2d(images, 64, [5, 5], scope="conv1")
-        net = end_points["pool1"] = slim.max_pool2d(net, [3, 3], 2, scope="pool1")
+        net = end_points["pool1"] = slim.max_pool2d(net, [2, 2], 2, scope="pool1")
         net = tf.nn.lrn(net, 4, bias=1.0, alpha=0.001 / 9.0, beta=0.75, name="norm1")
         net = end_points["conv2"] = slim.conv2d(net, 64, [5, 5], scope="conv2")
         net = tf.nn.lrn(net, 4, bias=1.0, alpha=0.001 / 9.0, beta=0.75, name="norm2")
-        net = end_points["pool2"] = slim.max_pool2d(net, [3, 3], 2, scope="pool2")
+        net = end_points["pool2"] = slim.max_pool2d(net, [2, 2], 2, scope="pool2")
         net = end_points["Flatten"] = slim.flatten(net)
         net = end_points["fc3"] = slim.fully_connected(net, 384, scope="fc3")
-        net = end_points["dropout3"] = slim.dropout(
-            net, dropout_keep_prob, is_training=is_training, scope="dropout3")
+        net = slim.dropout(net, dropout_keep_prob, is_training=is_training, scope="dropout3")
         net = end_points["fc4"] = slim.fully_connected(net, 192, scope="fc4")
         if not num_classes:
             return net, end_points

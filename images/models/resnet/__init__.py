@@ -5,8 +5,10 @@ from images.models.resnet import resnet
 # Forward multiply-adds at 224x224 with the 1000/1001-way classifier, measured with TF's profiler
 # on these graphs (tests/test_models.py checks them).
 _FLOPS = {
-    "resnet_v1_50": 0.0, "resnet_v1_101": 0.0, "resnet_v1_152": 0.0, "resnet_v1_200": 0.0,
-    "resnet_v2_50": 0.0, "resnet_v2_101": 0.0, "resnet_v2_152": 0.0, "resnet_v2_200": 0.0,
+    "resnet_v1_50": 3.482e9, "resnet_v1_101": 7.194e9, "resnet_v1_152": 10.91e9,
+    "resnet_v1_200": 14.4e9,
+    "resnet_v2_50": 3.482e9, "resnet_v2_101": 7.194e9, "resnet_v2_152": 10.91e9,
+    "resnet_v2_200": 14.4e9,
 }
 
 for _version, _classes in (("v1", 1000), ("v2", 1001)):
