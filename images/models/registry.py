@@ -24,9 +24,10 @@ class ModelRecord:
         (the figure papers quote); training costs about 3x this in multiply-adds.
       default_num_classes: class count of the published checkpoint (1000 or 1001).
       family: folder under ``images/models``.
-      heavy: large networks that tests may run at a reduced input size.
-      min_image_size: smallest input side the architecture accepts.
-      arg_scope_kwargs: which optional keyword arguments ``network_fn`` accepts
+      heavy: networks slow to build or run, which tests may run at a reduced input size.
+      min_image_size: smallest input side the architecture accepts in training (auxiliary
+        heads included).
+      supported_kwargs: which optional keyword arguments ``network_fn`` accepts
         (``dropout_keep_prob``, ``global_pool``, ``spatial_squeeze``).
     """
     name: str
