@@ -3,19 +3,26 @@
 
     python benchmarks/large_scale.py [--budget_gib 6] [--workers 2]
 
-Settings (embedding 512, batch 64 per worker, momentum, float32):
+Settings (embedding 512, batch 64 per worker, momentum, weight decay 5e-4, float32):
 
-  (a) whole-layer data parallel: every worker holds the whole FC layer (loss ``softmax``), its
-      gradient averaged over the workers;
-  (b) ``dist_softmax``: the FC layer split by class over the workers;
-  (c) Partial FC: ``dist_softmax`` with ``sample_ratio`` 0.1.
+  (a)  whole-layer data parallel as the zoo's trainer builds a classifier head: slim FC logits
+       with an L2 regulariser, softmax cross-entropy, hvd.DistributedOptimizer (gradients
+       averaged), every variable broadcast from rank 0 -- what training a million-way
+       classifier looks like without this package;
+  (a') whole-layer data parallel through images.largescale (loss ``softmax``), with the same
+       memory care as (b) and (c): the fairest like-for-like baseline, reported beside (a);
+  (b)  ``dist_softmax``: the FC layer split by class over the workers;
+  (c)  Partial FC: ``dist_softmax`` with ``sample_ratio`` 0.1.
 
 The backbone is replaced by precomputed features (a fixed random batch of 512-wide vectors per
 worker) followed by the trainable 512 -> 512 embedding layer, so the FC layer dominates memory and
 time, as it does at a million classes.  Each trial is a fresh ``horovodrun`` job that builds the
-training graph with the library's own code (fc_layer, train_graph), runs a few steps and reports
+training graph with the library's own code (fc_layer, train_graph; the zoo's training and
+losses modules for (a)), runs a warm-up step (plus timed steps for throughput) and reports
 each worker's peak resident memory (VmHWM); a watchdog thread ends a worker whose RSS passes the
-budget.  The largest class count is found by doubling, then bisecting.  Prints Markdown tables.
+budget.  The largest class count is found by doubling (each setting starting from the previous
+one's result), then bisecting.  Prints a Markdown table.  About 25 minutes on a shared 2-core
+machine.
 """
 import argparse
 import json
@@ -31,7 +38,10 @@ if ROOT not in sys.path:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 MODES = {
-    "a": dict(label="(a) whole layer, data parallel", loss="softmax", ratio=None),
+    "a": dict(label="(a) whole layer, data parallel (the zoo trainer's graph)", loss=None,
+              ratio=None),
+    "w": dict(label="(a') whole layer, data parallel, images.largescale `softmax`",
+              loss="softmax", ratio=None),
     "b": dict(label="(b) dist_softmax", loss="dist_softmax", ratio=None),
     "c": dict(label="(c) Partial FC 0.1 (dist_softmax)", loss="dist_softmax", ratio=0.1),
 }
@@ -78,6 +88,8 @@ def trial(mode, classes, steps, limit_gib):
         labels = tf.constant(rng.randint(0, classes, BATCH))
         emb = embedding.build_embedding(features, backbone=lambda x, is_training: x,
                                         emb_size=EMB, is_training=True, weight_decay=5e-4)
+        if spec["loss"] is None:
+            return _zoo_trial(cluster, emb, labels, classes, global_step, steps)
         loss_spec = losses.get_loss(spec["loss"])
         fc = fc_layer.build_fc_loss(emb, labels, num_classes=classes, loss_spec=loss_spec,
                                     comm=comm, sample_ratio=spec["ratio"], weight_decay=5e-4)
@@ -91,18 +103,46 @@ def trial(mode, classes, steps, limit_gib):
         shared = [v for v in tf.global_variables() if id(v) not in fc_vars]
         bcast = cluster.hvd.broadcast_variables(shared, 0) if comm.active else tf.no_op()
         with tf.Session(config=trainer.large_layer_session_config()) as sess:
-            sess.run(tf.global_variables_initializer())
-            sess.run(fc.init_op)
+            sess.run(trainer.init_op_slots_first(fc.weights))
             sess.run(bcast)
             sess.run(train_op)  # warm-up: every buffer allocated
             start = time.perf_counter()
             for _ in range(steps):
                 sess.run(train_op)
             elapsed = time.perf_counter() - start
+    _report(cluster, steps, elapsed)
+
+
+def _report(cluster, steps, elapsed):
     rate = BATCH * cluster.size * steps / elapsed if steps else float("nan")
     print("RESULT " + json.dumps({
         "over": False, "rank": cluster.rank, "peak_rss_gib": _status_kib("VmHWM") / 2**20,
         "images_per_sec": rate}), flush=True)
+
+
+def _zoo_trial(cluster, emb, labels, classes, global_step, steps):
+    """Setting (a): the classifier head as the zoo's trainer builds it (slim FC logits with L2,
+    softmax cross-entropy, hvd.DistributedOptimizer, every variable broadcast from rank 0)."""
+    import tensorflow.compat.v1 as tf
+    import tf_slim as slim
+    from images import training
+    from images.utils import distributed, losses as zoo_losses, precision
+    logits = slim.fully_connected(emb, classes, activation_fn=None,
+                                  weights_regularizer=slim.l2_regularizer(5e-4), scope="logits")
+    total, _ = zoo_losses.classification_loss(logits, labels, classes)
+    opt = distributed.distributed_optimizer(
+        cluster, precision.GradientPolicyOptimizer(tf.train.MomentumOptimizer(0.1, 0.9)))
+    train_op = training.build_train_op(opt, total, global_step)
+    bcast = cluster.hvd.broadcast_global_variables(0) if cluster.size > 1 else tf.no_op()
+    with tf.Session(config=training.session_config()) as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(bcast)
+        sess.run(train_op)
+        start = time.perf_counter()
+        for _ in range(steps):
+            sess.run(train_op)
+        elapsed = time.perf_counter() - start
+    _report(cluster, steps, elapsed)
 
 
 def run_trial(mode, classes, workers, steps, limit_gib, timeout=1200):
@@ -179,13 +219,16 @@ def main():
                         help="peak RSS allowed per worker process")
     parser.add_argument("--workers", type=int, default=2, help="Horovod workers")
     parser.add_argument("--start", type=int, default=262144, help="first class count tried")
-    parser.add_argument("--bisections", type=int, default=3,
+    parser.add_argument("--bisections", type=int, default=2,
                         help="bisection steps after doubling (precision: 1/2^n of the last "
                              "doubling)")
     parser.add_argument("--rate_classes", type=int, default=1000000,
                         help="class count of the throughput measurement")
-    parser.add_argument("--rate_steps", type=int, default=2, help="timed steps per throughput")
-    parser.add_argument("--modes", default="abc", help="which settings to run")
+    parser.add_argument("--rate_steps", type=int, default=1, help="timed steps per throughput "
+                        "(after one warm-up step)")
+    parser.add_argument("--modes", default="awbc", help="which settings to run")
+    parser.add_argument("--rate_modes", default="abc",
+                        help="settings whose images/s at --rate_classes is measured")
     args = parser.parse_args()
     if args.trial:
         trial(args.mode, args.classes, args.steps, args.limit_gib)
@@ -203,8 +246,8 @@ def main():
         # The settings are ordered by memory efficiency: the next search starts where this one
         # ended (a power of two or a bisection point; doubling from there is still doubling).
         start = max(start, found[mode][0])
-    rates = {}
-    for mode in args.modes:
+    rates = {m: (float("nan"), float("nan"), -1) for m in args.modes}
+    for mode in args.rate_modes:
         # A throughput trial may pass the budget (the whole layer at 1M classes does).  It runs
         # with every worker when the machine has room for them, else with one worker (for the
         # whole layer: the same memory and work per worker, without the gradient allreduce).
@@ -212,7 +255,7 @@ def main():
         room = _mem_available_gib()
         workers = args.workers
         if need * workers * 1.2 > room:
-            workers = 1 if mode == "a" and need * 1.2 <= room else 0
+            workers = 1 if mode in "aw" and need * 1.2 <= room else 0
         if not workers:
             print("   %s at %d classes skipped: needs about %.1f GiB per worker, %.1f GiB free"
                   % (mode, args.rate_classes, need, room), flush=True)
@@ -228,13 +271,17 @@ def main():
     for mode in args.modes:
         classes, peak = found[mode]
         rate, peak_rate, ran = rates[mode]
-        rate_text = "not run" if not ran else "%.1f%s" % (
-            rate, "" if ran == args.workers else " (%d worker: no room for %d)"
-            % (ran, args.workers))
+        if ran < 0:
+            rate_text = peak_text = "-"
+        elif ran == 0:
+            rate_text, peak_text = "not run", "~%.1f (estimated)" % peak_rate
+        else:
+            rate_text = "%.1f%s" % (rate, "" if ran == args.workers else
+                                    " (%d worker: no room for %d)" % (ran, args.workers))
+            peak_text = "%.2f" % peak_rate
         rows.append([MODES[mode]["label"], args.workers, "{:,}".format(classes),
                      "%.2f" % peak if classes else "-",
-                     "%.2fx" % (classes / base) if base else "-", rate_text,
-                     ("%.2f" % peak_rate) if ran else "~%.1f (estimated)" % peak_rate])
+                     "%.2fx" % (classes / base) if base else "-", rate_text, peak_text])
     print_table(
         "Largest class count within %.0f GiB RSS per process; images/s at %s classes "
         "(embedding %d, batch %d per worker, momentum, float32; precomputed features)"

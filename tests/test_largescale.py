@@ -334,3 +334,24 @@ def test_export_without_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         ins.convert_for_prediction()
 
+
+
+def test_whole_layer_checkpoint_continues_with_a_dist_loss(tmp_path):
+    def make(loss, save, steps):
+        ins = Entry()
+        ins.set_model("lenet")
+        ins.set_image_shape((3, 28, 28))
+        ins.set_emb_size(8)
+        ins.set_class_num(9)
+        ins.set_loss_type(loss)
+        ins.set_train_batch_size(4)
+        ins.set_train_steps(steps)
+        ins.set_model_save_dir(str(tmp_path / save))
+        return ins
+
+    make("arcface", "whole", 2).train()
+    ins = make("dist_arcface", "dist", 3)
+    ins.set_checkpoint_dir(str(tmp_path / "whole"))
+    assert ins.train()["step"] == 3
+    meta = checkpoint.read_meta(checkpoint.resolve_checkpoint(str(tmp_path / "dist")))
+    assert meta["loss_type"] == "dist_arcface" and meta["step"] == 3

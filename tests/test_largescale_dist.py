@@ -50,7 +50,7 @@ def runs(tmp_path_factory):
 
 
 CASES = ["dist_softmax", "dist_arcface", "dist_cosface", "dist_combined", "dist_sphereface",
-         "dist_arcface_easy", "softmax", "arcface"]
+         "dist_arcface_easy", "softmax", "arcface", "dist_arcface_wd"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -181,9 +181,13 @@ def test_exported_saved_model_serves_embeddings(runs):
         assert sig.outputs["embeddings"].tensor_shape.dim[1].size == 16
         out = sess.run(sig.outputs["embeddings"].name,
                        {sig.inputs["image_bytes"].name: encoded})
-        float_sig = meta.signature_def["embed_images"]
+        raw = sess.run(sig.outputs["raw_embeddings"].name,
+                       {sig.inputs["image_bytes"].name: encoded})
+        float_sig = meta.signature_def["predict_images"]
         assert float_sig.inputs["images"].tensor_shape.dim[1].size == 28
     assert out.shape == (3, 16)
-    predicted = np.array(info0["predict"]["rows"])
-    assert np.allclose(out, predicted, rtol=1e-4, atol=1e-3 * np.abs(predicted).max())
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(out, raw / np.linalg.norm(raw, axis=1, keepdims=True), atol=1e-5)
+    predicted = np.array(info0["predict"]["rows"])  # Entry.predict: normalised too
+    assert np.allclose(out, predicted, atol=1e-4)
 

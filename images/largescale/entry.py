@@ -331,12 +331,13 @@ class Entry:
         finally:
             model.close()
 
-    def predict(self, images):
+    def predict(self, images, normalize=True):
         """Embeddings ``[N, emb_size]`` (not classes) of encoded images (bytes) or of a uint8
-        array ``[N, H, W, C]``, from the saved model."""
+        array ``[N, H, W, C]``, from the saved model; L2-normalised unless ``normalize`` is
+        False (as the served ``embeddings`` and ``raw_embeddings``)."""
         model = self._embedding_model()
         try:
-            return model.embed_encoded(images, self.config.test_batch_size)
+            return model.embed_encoded(images, self.config.test_batch_size, normalize)
         finally:
             model.close()
 

@@ -17,7 +17,7 @@ from images.largescale import data, embedding
 log = logging.getLogger("fastnn")
 
 SERVING_KEY = "serving_default"
-FLOAT_KEY = "embed_images"
+FLOAT_KEY = "predict_images"  # the name the zoo's exporter and server use
 
 
 def _restore_backbone(sess, folder):
@@ -65,8 +65,9 @@ class EmbeddingModel:
         """Embeddings ``[N, emb]`` of float images normalised as in training."""
         return self.sess.run(self.embeddings, {self.images: images})
 
-    def embed_encoded(self, encoded, batch_size=64):
-        """Embeddings of encoded (JPEG/PNG) images, or of a uint8 array ``[N, H, W, C]``."""
+    def embed_encoded(self, encoded, batch_size=64, normalize=True):
+        """Embeddings of encoded (JPEG/PNG) images, or of a uint8 array ``[N, H, W, C]``;
+        L2-normalised unless ``normalize`` is False."""
         from images.largescale import verification
         if isinstance(encoded, np.ndarray):
             pixels = encoded
@@ -74,7 +75,10 @@ class EmbeddingModel:
             pixels = verification.decode_images(list(encoded), self.image_shape)
         out = [self.embed((pixels[i:i + batch_size].astype(np.float32) - 127.5) / 128.0)
                for i in range(0, len(pixels), batch_size)]
-        return np.concatenate(out, axis=0) if out else np.zeros((0, 0), np.float32)
+        emb = np.concatenate(out, axis=0) if out else np.zeros((0, 0), np.float32)
+        if normalize and len(emb):
+            emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb
 
     def close(self):
         self.sess.close()
@@ -93,10 +97,11 @@ def export_saved_model(*, backbone, emb_size, image_shape, checkpoint, export_di
 
     Signatures:
       ``serving_default``: ``image_bytes`` (string ``[batch]``, encoded JPEG/PNG) ->
-      ``embeddings`` (float32 ``[batch, emb_size]``) and ``normalized_embeddings``
-      (L2-normalised).
-      ``embed_images``: ``images`` (float32 ``[batch, H, W, C]``, already ``(x - 127.5) / 128``)
-      -> the same outputs.
+      ``embeddings`` (float32 ``[batch, emb_size]``, L2-normalised, ready for cosine similarity
+      or squared L2 distance) and ``raw_embeddings`` (the network's output before
+      normalisation).
+      ``predict_images``: ``images`` (float32 ``[batch, H, W, C]``, already
+      ``(x - 127.5) / 128``) -> the same outputs.
 
     Returns:
       The version folder.
@@ -132,12 +137,13 @@ def export_saved_model(*, backbone, emb_size, image_shape, checkpoint, export_di
                 sess, [tf.saved_model.SERVING], signature_def_map={
                     SERVING_KEY: sig(
                         inputs={"image_bytes": image_bytes},
-                        outputs={"embeddings": tf.identity(emb_bytes, "embeddings"),
-                                 "normalized_embeddings": tf.nn.l2_normalize(emb_bytes, 1)}),
+                        outputs={"embeddings": tf.nn.l2_normalize(emb_bytes, 1),
+                                 "raw_embeddings": tf.identity(emb_bytes, "raw_embeddings")}),
                     FLOAT_KEY: sig(
                         inputs={"images": float_images},
-                        outputs={"embeddings": tf.identity(emb_float, "float_embeddings"),
-                                 "normalized_embeddings": tf.nn.l2_normalize(emb_float, 1)})},
+                        outputs={"embeddings": tf.nn.l2_normalize(emb_float, 1),
+                                 "raw_embeddings": tf.identity(emb_float,
+                                                               "float_raw_embeddings")})},
                 strip_default_attrs=True)
             builder.save()
     os.replace(tmp, final)

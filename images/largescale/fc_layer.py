@@ -44,7 +44,9 @@ class FCResult:
       loss: the data term (mean over the global batch), identical on every worker.
       accuracy: top-1 accuracy over the global batch from the logits without margin (over the
         sampled classes with Partial FC), or None when not asked for.
-      reg_loss: L2 term of this worker's FC rows (sampled rows only with Partial FC).
+      reg_loss: value of the L2 term of this worker's FC rows (sampled rows only with Partial
+        FC), for the logged loss.  Its gradient is not taken from this tensor but added inside
+        the gradient of the rows (see ``_with_weight_decay``).
       weights: the shard's class centres, ``[num_local, emb]``, class-major.
       bias: ``[num_local]`` for softmax, else None.
       start: first class id of the shard.
@@ -53,8 +55,6 @@ class FCResult:
       sampled_index: the shard rows used this step (Partial FC) or None.
       shard_variables: the variables that must stay local (empty for whole-layer losses).
       logits: the shard's logits after the margin (``[G, rows used]``).
-      init_op: writes the random initial class centres; run it once after the variables'
-        initialisation when not restoring a checkpoint (the variable itself starts at zero).
     """
     loss: Any
     accuracy: Any
@@ -65,7 +65,6 @@ class FCResult:
     num_local: int
     num_shards: int
     sampled_index: Any = None
-    init_op: Any = None
     shard_variables: List[Any] = dataclasses.field(default_factory=list)
     logits: Any = None
 
@@ -163,33 +162,39 @@ def _sample_rows(local_labels, num_local, sample_ratio, seed):
     return index, remapped
 
 
-INIT_BLOCK_BYTES = 64 << 20
+def _shard_initializer(shape, stddev, seed, rank):
+    # A stateless draw keyed by (seed, rank): shards start different from each other and the
+    # same on every run, whatever the graph-level seed.  (Written into the variable without a
+    # copy when Grappler's constant folding is off, see trainer.large_layer_session_config;
+    # partial writes, e.g. block by block, would switch the variable to copy-on-read and make
+    # every dense read a full copy.)
+    return tf.random.stateless_normal(shape, seed=[int(seed), int(rank)], stddev=stddev)
 
 
-def randomize_rows_op(variable, stddev, seed, rank, block_bytes=INIT_BLOCK_BYTES):
-    """Fills a class-major variable with normal(0, stddev) values, block of rows by block.
+def _with_weight_decay(rows, weight_decay, loss_scale=None):
+    """``rows`` whose gradient gains ``weight_decay * rows`` (times the loss scale).
 
-    A random initial value assigned in one piece costs twice the layer's memory at start-up
-    (TensorFlow copies it into the variable); writing blocks into the zero-initialised variable
-    costs one block.  Each block is a stateless draw keyed by ``(seed, rank, block)``: shards
-    start different from each other and the same on every run.
+    The same gradient as an L2 term ``wd * sum(rows^2) / 2`` in the loss, but TensorFlow would
+    compute that term's gradient, a layer-sized tensor, at the start of the backward pass and
+    keep it until the logits' gradient arrives; added here it exists only at the end, which
+    saves one layer-sized buffer at the peak.  With loss scaling the incoming gradient is scaled
+    and so must the decay be.
     """
-    rows, width = variable.shape.as_list()
-    block = max(1, block_bytes // (4 * width))
-    previous = None
-    for i, start in enumerate(range(0, rows, block)):
-        end = min(rows, start + block)
-        deps = [] if previous is None else [previous]
-        with tf.control_dependencies(deps):  # one block at a time
-            values = tf.random.stateless_normal([end - start, width], stddev=stddev,
-                                                seed=[int(seed) * 1000003 + int(rank), i])
-            previous = variable[start:end].assign(values).op
-    return tf.group(previous, name=variable.op.name.replace("/", "_") + "_randomize")
+    factor = float(weight_decay)
+
+    @tf.custom_gradient
+    def decayed(x):
+        def grad(upstream):
+            scale = factor if loss_scale is None else factor * tf.cast(loss_scale, x.dtype)
+            return upstream + scale * x
+        return tf.identity(x), grad
+
+    return decayed(rows)
 
 
 def build_fc_loss(features, labels, *, num_classes, loss_spec: LossSpec, comm,
                   margin: Optional[Margin] = None, sample_ratio=None, weight_decay=0.0,
-                  init_stddev=0.01, seed=0, calc_acc=True, scope="dist_fc"):
+                  init_stddev=0.01, seed=0, calc_acc=True, scope="dist_fc", loss_scale=None):
     """Builds the (sharded) FC layer and its loss on this worker.
 
     Args:
@@ -201,6 +206,8 @@ def build_fc_loss(features, labels, *, num_classes, loss_spec: LossSpec, comm,
       margin: margins and scale of a margin loss (defaults from ``loss_spec``).
       sample_ratio: Partial FC ratio in (0, 1]; None uses every row of the shard.
       weight_decay: L2 coefficient of the FC rows used this step (``wd * sum(w^2) / 2``).
+      loss_scale: the optimizer's loss scale (a scalar tensor) when the loss is scaled before
+        differentiation, so the weight decay is scaled alike; None without loss scaling.
       init_stddev: standard deviation of the initial class centres.
       seed: seed of the initial centres and of the Partial FC draw.
       calc_acc: also build the training accuracy.
@@ -231,9 +238,9 @@ def build_fc_loss(features, labels, *, num_classes, loss_spec: LossSpec, comm,
     emb = int(emb)
     shard_vars = []
     with tf.variable_scope(scope):
-        # Zeros here; the random start is written by ``init_op`` (see randomize_rows_op).
-        weights = tf.get_variable("weights", shape=[num_local, emb], dtype=tf.float32,
-                                  initializer=tf.zeros_initializer())
+        weights = tf.get_variable(
+            "weights", initializer=_shard_initializer([num_local, emb], init_stddev, seed, rank),
+            dtype=tf.float32)
         shard_vars.append(weights)
         bias = None
         if loss_spec.has_bias:
@@ -243,7 +250,6 @@ def build_fc_loss(features, labels, *, num_classes, loss_spec: LossSpec, comm,
         if loss_spec.distributed:
             for v in shard_vars:
                 tf.add_to_collection(SHARD_COLLECTION, v)
-        init_op = randomize_rows_op(weights, init_stddev, seed, rank)
 
         gathered = comm.allgather_rows(features, name="gather_features")
         all_labels = comm.allgather_labels(tf.cast(labels, tf.int32), name="gather_labels")
@@ -259,10 +265,16 @@ def build_fc_loss(features, labels, *, num_classes, loss_spec: LossSpec, comm,
             used_w = tf.gather(weights, sampled_index)
             used_b = None if bias is None else tf.gather(bias, sampled_index)
 
+        reg_loss = tf.constant(0.0)
+        if weight_decay:
+            reg_loss = tf.stop_gradient(float(weight_decay) * tf.nn.l2_loss(used_w),
+                                        name="fc_l2")
+            used_w = _with_weight_decay(used_w, weight_decay, loss_scale)
         if loss_spec.is_margin:
             normed = tf.nn.l2_normalize(gathered, axis=1, epsilon=1e-12)
-            # Scaling the columns by 1/|w| avoids materialising a normalised copy of the shard.
-            inv_norm = tf.math.rsqrt(tf.maximum(tf.reduce_sum(tf.square(used_w), axis=1), 1e-24))
+            # Scaling the columns by 1/|w| avoids materialising a normalised copy of the shard
+            # (and EuclideanNorm, one kernel, a squared copy).
+            inv_norm = 1.0 / tf.maximum(tf.math.reduce_euclidean_norm(used_w, axis=1), 1e-12)
             cos = tf.clip_by_value(tf.matmul(normed, used_w, transpose_b=True) * inv_norm,
                                    -1.0, 1.0)
             mine = tf.where(local_labels >= 0)[:, 0]
@@ -275,10 +287,7 @@ def build_fc_loss(features, labels, *, num_classes, loss_spec: LossSpec, comm,
             plain = logits
         loss = sharded_softmax_cross_entropy(logits, local_labels, comm)
         accuracy = sharded_accuracy(plain, local_labels, comm) if calc_acc else None
-        reg_loss = tf.constant(0.0)
-        if weight_decay:
-            reg_loss = tf.multiply(float(weight_decay), tf.nn.l2_loss(used_w), name="fc_l2")
     return FCResult(loss=loss, accuracy=accuracy, reg_loss=reg_loss, weights=weights, bias=bias,
                     start=start, num_local=num_local, num_shards=num_shards,
-                    sampled_index=sampled_index, init_op=init_op,
+                    sampled_index=sampled_index,
                     shard_variables=shard_vars if loss_spec.distributed else [], logits=logits)

@@ -124,6 +124,9 @@ class Trainer:
         if cfg.dataset_dir:
             self.data_format, self.files = data.resolve_train_files(cfg.dataset_dir,
                                                                     cfg.dataset_format)
+            if not cfg.train_image_num and self.cluster.rank == 0:
+                log.info("counting the images of %d file(s) (set_train_image_num to skip)",
+                         len(self.files))
             self.image_num = cfg.train_image_num or data.count_examples(self.files,
                                                                         self.data_format)
             source = "%s data from %s (%d files, %d images)" % (
@@ -173,20 +176,6 @@ class Trainer:
         emb = embedding.build_embedding(images, backbone=cfg.model, emb_size=cfg.emb_size,
                                         is_training=True, weight_decay=cfg.weight_decay,
                                         compute_dtype=compute_dtype)
-        margin = None
-        if self.loss_spec.is_margin:
-            m = cfg.margins or self.loss_spec.margins
-            margin = losses.Margin(m[0], m[1], m[2], cfg.scale, cfg.easy_margin)
-        self.fc = fc = fc_layer.build_fc_loss(
-            emb, labels, num_classes=cfg.class_num, loss_spec=self.loss_spec, comm=self.comm,
-            margin=margin, sample_ratio=cfg.sample_ratio if cfg.sample_ratio < 1.0 else None,
-            weight_decay=cfg.weight_decay, seed=cfg.seed, calc_acc=cfg.calc_acc)
-        reg_terms = [tf.cast(r, tf.float32) for r in tf.losses.get_regularization_losses()]
-        # The FC rows' L2 term joins the data loss: it touches only the layer, whose gradient
-        # then comes out in one piece (one sparse gradient with Partial FC, not two).
-        reg_loss = tf.add_n(reg_terms, name="regularization_loss") if reg_terms else None
-        self.loss = fc.loss
-
         base_lr = cfg.lr * self.global_batch / 1024.0
         boundaries = cfg.step_boundaries if cfg.step_boundaries is not None else [
             int(f * self.total_steps) for f in DEFAULT_BOUNDARIES]
@@ -203,6 +192,21 @@ class Trainer:
             scale_cfg = precision.LossScaleConfig.parse(cfg.init_loss_scaling)
         self.optimizer = precision.GradientPolicyOptimizer(
             optimizers.build_optimizer(opt_cfg, self.learning_rate), loss_scale=scale_cfg)
+        margin = None
+        if self.loss_spec.is_margin:
+            m = cfg.margins or self.loss_spec.margins
+            margin = losses.Margin(m[0], m[1], m[2], cfg.scale, cfg.easy_margin)
+        self.fc = fc = fc_layer.build_fc_loss(
+            emb, labels, num_classes=cfg.class_num, loss_spec=self.loss_spec, comm=self.comm,
+            margin=margin, sample_ratio=cfg.sample_ratio if cfg.sample_ratio < 1.0 else None,
+            weight_decay=cfg.weight_decay, seed=cfg.seed, calc_acc=cfg.calc_acc,
+            loss_scale=self.optimizer.loss_scale() if scale_cfg.mode != "none" else None)
+        reg_terms = [tf.cast(r, tf.float32) for r in tf.losses.get_regularization_losses()]
+        # The FC rows' weight decay is part of their gradient (fc_layer._with_weight_decay);
+        # fc.reg_loss only adds its value to the logged loss.
+        reg_loss = tf.add_n(reg_terms, name="regularization_loss") if reg_terms else None
+        self.loss = fc.loss
+
         train_op = train_graph.build_train_op(
             self.optimizer, fc.loss + fc.reg_loss, reg_loss, fc.shard_variables, self.comm,
             self.loss_spec.distributed, self.global_step, dynamic_loss_scale=dynamic)
@@ -261,8 +265,9 @@ class Trainer:
                                                                self.broadcast_variables))
         self.hooks = hooks
         self.restore_from = self._restore_source()
-        self.scaffold = tf.train.Scaffold(init_fn=self._init_fn, saver=tf.train.Saver(
-            var_list=[tf.train.get_global_step()]))
+        self.scaffold = tf.train.Scaffold(init_op=init_op_slots_first(fc.weights),
+                                          init_fn=self._init_fn, saver=tf.train.Saver(
+                                              var_list=[tf.train.get_global_step()]))
 
     def _check_val_targets(self):
         if not self.cfg.dataset_dir:
@@ -287,8 +292,6 @@ class Trainer:
     def _init_fn(self, scaffold, sess):
         if self.restore_from:
             self.checkpointer.restore(sess, self.restore_from)
-        else:
-            sess.run(self.fc.init_op)
 
     # ------------------------------------------------------------------ running
     def __enter__(self):
@@ -340,6 +343,18 @@ class Trainer:
                      res["accuracy"], res["accuracy_std"], res["val"], res["far"], res["pairs"])
             results[target] = res
         return results
+
+
+def init_op_slots_first(weights):
+    """Initialises every variable, the FC weights last.
+
+    A zero-initialised variable (an optimizer slot) passes through a temporary of its own size,
+    the random weights do not; in this order the start-up peak is two layer-sized buffers
+    instead of three.
+    """
+    others = [v.initializer for v in tf.global_variables() if v is not weights]
+    with tf.control_dependencies(others):
+        return tf.group(weights.initializer, name="init_slots_first")
 
 
 def large_layer_session_config(num_intra_threads=0, num_inter_threads=0):

@@ -72,12 +72,13 @@ def main(out_dir):
     out = {"rank": cluster.rank, "size": cluster.size, "checks": {}}
     checks = out["checks"]
 
-    cases = [("dist_softmax", None), ("dist_arcface", None), ("dist_cosface", None),
-             ("dist_combined", None), ("dist_sphereface", None),
-             ("dist_arcface", losses.Margin(1.0, 0.5, 0.0, 30.0, True)),
-             ("softmax", None), ("arcface", None)]
-    for name, margin in cases:
-        key = name + ("_easy" if margin is not None else "")
+    cases = [("dist_softmax", None, 0.0), ("dist_arcface", None, 0.0),
+             ("dist_cosface", None, 0.0), ("dist_combined", None, 0.0),
+             ("dist_sphereface", None, 0.0),
+             ("dist_arcface", losses.Margin(1.0, 0.5, 0.0, 30.0, True), 0.0),
+             ("softmax", None, 0.0), ("arcface", None, 0.0), ("dist_arcface", None, 0.05)]
+    for name, margin, wd in cases:
+        key = name + ("_easy" if margin is not None else "") + ("_wd" if wd else "")
         spec = losses.get_loss(name)
         m = margin or (losses.Margin(*spec.margins) if spec.is_margin else None)
         kw = {} if m is None else dict(margins=(m.m1, m.m2, m.m3), scale=m.scale,
@@ -93,14 +94,20 @@ def main(out_dir):
                                      margins=kw.get("margins"), scale=kw.get("scale", 64.0))
         if spec.distributed:
             ref_dx = ref_dx[rows]
+        # Weight decay: the reference adds wd * |W|^2 / 2 to the loss, so wd * W to dW.
+        ref_loss += wd * 0.5 * float(np.sum(w_all ** 2))
+        ref_dw = ref_dw + wd * w_all
         with tf.Graph().as_default():
-            x, res, assign = build(comm, name, x_loc, y_loc, w_all, b_all, margin=margin)
+            x, res, assign = build(comm, name, x_loc, y_loc, w_all, b_all, margin=margin,
+                                   weight_decay=wd)
             tvars = [res.weights] + ([res.bias] if res.bias is not None else [])
             grads = tf.gradients(res.loss, [x] + tvars)
+            total = res.loss + comm.allreduce_sum(res.reg_loss, name="reg_sum") \
+                if spec.distributed else res.loss + res.reg_loss
             with tf.Session() as sess:
                 sess.run(tf.global_variables_initializer())
                 sess.run(assign)
-                vals = sess.run([res.loss, res.accuracy] + grads)
+                vals = sess.run([total, res.accuracy] + grads)
         s, n = res.start, res.num_local
         c = {"start": s, "num_local": n,
              "loss": rel(vals[0], ref_loss), "accuracy": abs(vals[1] - ref_acc),
@@ -118,7 +125,7 @@ def main(out_dir):
                 x, res, assign = build(comm, name, x_loc, y_loc, w_all, b_all,
                                        sample_ratio=ratio, weight_decay=1e-3)
                 tvars = [res.weights] + ([res.bias] if res.bias is not None else [])
-                grads = tf.gradients(res.loss + res.reg_loss, [x] + tvars)
+                grads = tf.gradients(res.loss, [x] + tvars)
                 opt = tf.train.MomentumOptimizer(0.1, 0.9)
                 step = opt.apply_gradients(list(zip(grads[1:], tvars)))
                 dense = [tf.convert_to_tensor(g) for g in grads]
@@ -140,7 +147,7 @@ def main(out_dir):
     with tf.Graph().as_default():
         x, res, assign = build(comm, "dist_arcface", x_loc, y_loc, w_all, b_all,
                                sample_ratio=0.4, weight_decay=1e-3)
-        grads = tf.gradients(res.loss + res.reg_loss, [res.weights])
+        grads = tf.gradients(res.loss, [res.weights])
         opt = tf.train.MomentumOptimizer(0.1, 0.9)
         step = opt.apply_gradients([(grads[0], res.weights)])
         slot = opt.get_slot(res.weights, "momentum")
