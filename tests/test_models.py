@@ -328,8 +328,9 @@ def test_global_pool_and_spatial_squeeze():
         with tf.variable_scope(tf.get_variable_scope(), reuse=True):
             pooled, _ = fn(x, global_pool=True)
             unsqueezed, _ = fn(x, global_pool=True, spatial_squeeze=False)
-    # 320 / 32 = 10: a 7x7 window leaves 4x4; global pooling leaves one value per class.
-    assert windowed.shape.as_list() == [1, 4, 4, 7]
+    # 320 / 32 = 10: slim's 7x7 average pool keeps its default stride of 2, leaving
+    # (10 - 7) // 2 + 1 = 2 positions a side; global pooling leaves one value per class.
+    assert windowed.shape.as_list() == [1, 2, 2, 7]
     assert pooled.shape.as_list() == [1, 7]
     assert unsqueezed.shape.as_list() == [1, 1, 1, 7]
 
