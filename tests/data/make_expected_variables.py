@@ -106,18 +106,6 @@ def _prod(shape):
     return out
 
 
-def read(path):
-    """``{name: shape}`` of one expected-variables file (for the tests)."""
-    expected = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("#") or not line.strip():
-                continue
-            var, shape = line.split()
-            expected[var] = [int(d) for d in shape.split(",") if d]
-    return expected
-
-
 if __name__ == "__main__":
     for model in sys.argv[1:] or model_factory.list_models():
         write(model)
