@@ -274,6 +274,15 @@ def test_network(name):
         assert np.isfinite(out["features"]).all()
 
 
+@pytest.mark.parametrize("name", ["lenet", "mobilenet_v1_025"])  # MatMul, Conv2D, depthwise
+def test_flop_count_equals_the_profiler(name):
+    with tf.Graph().as_default():
+        logits, _ = model_factory.get_network_fn(name, 10)(tf.zeros([2, 64, 64, 3]))
+        direct = flops_lib.multiply_adds_to(logits)
+        assert direct > 0
+        assert direct == flops_lib.profiler_multiply_adds_to(logits)
+
+
 def _check_pruned_feature_mode(name, size, classifier_variables, depth):
     """AlexNet/OverFeat/VGG feature mode: fc7 pooled, the fc8 classifier pruned away."""
     with tf.Graph().as_default():
