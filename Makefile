@@ -42,8 +42,12 @@ $(HVD_STAMP): | $(BASE_STAMP)
 demo: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
+# Two xdist workers, whole files each (module fixtures are built once): the suite waits on
+# subprocesses and single-threaded graph building often enough that a second worker pays on two
+# cores.  TEST_ARGS passes extra options, e.g. `make test TEST_ARGS="-k models"`.
+TEST_ARGS ?=
 test: install
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q -n 2 --dist loadfile $(TEST_ARGS)
 
 bench: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/train_throughput.py
