@@ -382,46 +382,61 @@ def _trainer_size(name):
 
 
 class _TrainerRuns:
-    """One background worker training the selected networks in order; results by name."""
+    """Background workers training the selected networks; results by name.
+
+    Two workers, each with every other network of the list: once the module's other tests are
+    done, the trainer runs are all that is left, and one process would leave a core idle.
+    """
+
+    WORKERS = 2
 
     def __init__(self, names, workdir):
-        self.out = os.path.join(workdir, "runs.jsonl")
-        specs = ["%s:%d" % (n, _trainer_size(n)) for n in names]
+        self.workers = {}  # name -> (process, results file, log file)
         env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-        self.log = open(os.path.join(workdir, "worker.log"), "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(DATA, "train_models_worker.py"), self.out,
-             os.path.join(workdir, "train")] + specs,
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        for i in range(self.WORKERS):
+            group = names[i::self.WORKERS]
+            if not group:
+                continue
+            out = os.path.join(workdir, "runs-%d.jsonl" % i)
+            log = open(os.path.join(workdir, "worker-%d.log" % i), "w")
+            proc = subprocess.Popen(
+                [sys.executable, os.path.join(DATA, "train_models_worker.py"), out,
+                 os.path.join(workdir, "train")] + ["%s:%d" % (n, _trainer_size(n))
+                                                    for n in group],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.workers.update({n: (proc, out, log) for n in group})
 
     def result(self, name, timeout=1200):
+        proc, out, log = self.workers[name]
         deadline = time.time() + timeout
         while True:
-            found = self._read().get(name)
+            found = self._read(out).get(name)
             if found is not None:
                 return found
-            if self.proc.poll() is not None:
-                found = self._read().get(name)
+            if proc.poll() is not None:
+                found = self._read(out).get(name)
                 if found is None:
-                    with open(self.log.name) as f:
+                    with open(log.name) as f:
                         raise AssertionError("worker exited %s before %s:\n%s"
-                                             % (self.proc.returncode, name, f.read()[-4000:]))
+                                             % (proc.returncode, name, f.read()[-4000:]))
                 return found
             if time.time() > deadline:
                 raise AssertionError("no trainer result for %s in %ds" % (name, timeout))
             time.sleep(0.5)
 
-    def _read(self):
-        if not os.path.exists(self.out):
+    @staticmethod
+    def _read(out):
+        if not os.path.exists(out):
             return {}
-        with open(self.out, encoding="utf-8") as f:
+        with open(out, encoding="utf-8") as f:
             return {r["name"]: r for r in (json.loads(line) for line in f if line.strip())}
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+        for proc, _, log in set(self.workers.values()):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
 
 
 @pytest.fixture(scope="module", autouse=True)
