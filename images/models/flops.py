@@ -1,4 +1,4 @@
-"""Forward multiply-adds of a registry network, counted by TensorFlow's profiler.
+"""Forward multiply-adds of a registry network, from TensorFlow's per-op FLOP statistics.
 
 The count is what papers quote as "mult-adds": the convolutions (full and depthwise) and matrix
 products on the path from the input to the logits, for one image, in inference mode.  Auxiliary
@@ -6,8 +6,9 @@ heads, batch norm, activations and pooling are left out.  ``ModelRecord.flops`` 
 at the default size and class count; tests recount it from the graph.
 """
 import tensorflow.compat.v1 as tf
+from tensorflow.python.framework import ops as ops_lib
 
-# Op types whose profiler count (2 FLOPs per multiply-add) makes up the figure.
+# Op types whose registered FLOP count (2 per multiply-add) makes up the figure.
 MULTIPLY_ADD_OPS = ("Conv2D", "DepthwiseConv2dNative", "MatMul")
 
 
@@ -22,7 +23,6 @@ def multiply_adds_to(tensor):
     Raises:
       ValueError: an op on the path has a shape unknown when the graph is built.
     """
-    from tensorflow.python.framework import ops as ops_lib
     graph = tensor.graph
     flops, seen, pending = 0, set(), [tensor.op]
     while pending:
