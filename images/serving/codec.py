@@ -1,288 +1,268 @@
-"""TensorFlow Serving's JSON request and response formats <-> numpy arrays.
+"""TensorFlow Serving's JSON tensor format <-> numpy arrays, with TF Serving's rules and messages.
 
-The rules are TF Serving's REST API ones:
+The rules are those of TF Serving's REST API (g3doc/api_rest.md and util/json_tensor.cc):
 
 * ``{"instances": [...]}`` (row format): one element per example, each an object naming every input
-  (or the bare value when the signature has one input); the inputs are stacked on a new first axis
-  and every output must have that batch size.  The reply is ``{"predictions": [...]}``.
-* ``{"inputs": {...}}`` (columnar format): each input given whole (or the bare value for a single
-  input).  The reply is ``{"outputs": {...}}`` (or the bare value for a single output).
-* Binary strings travel as ``{"b64": "<base64>"}``; other strings are UTF-8 text.  String outputs
-  whose name ends in ``_bytes`` are sent back base64-encoded the same way.
-* ``:classify`` takes ``{"examples": [{feature: value}, ...], "context": {...}}`` and replies
-  ``{"results": [[[label, score], ...], ...]}``.
+  (or the bare value when the signature has one input); every example must give each input the
+  same shape, and the inputs are stacked on a new first axis.  The reply is ``{"predictions": ...}``.
+* ``{"inputs": ...}`` (columnar format): each input given whole (or the bare value for a single
+  input).  The reply is ``{"outputs": ...}``.
+* A tensor's shape is read from the nesting of its lists; it is not checked against the
+  signature's recorded shape (TensorFlow's kernels check what they need), so signatures without a
+  recorded shape, or with one that is only a hint, work as in TF Serving.
+* Numbers: any JSON number for float types; integers only for integer types (within range);
+  ``true``/``false`` for bool; strings are UTF-8 text or ``{"b64": "<base64>"}`` for binary data.
+  ``NaN``, ``Infinity`` and ``-Infinity`` are accepted, and written back the same way.
+* String outputs whose name ends in ``_bytes`` are sent back as ``{"b64": ...}``.
 
-Every problem with a request raises :class:`RequestError` with a message that says what was wrong.
+Every problem raises :class:`~images.serving.errors.ServingError` (``INVALID_ARGUMENT``) with TF
+Serving's message where it has one.
 """
 import base64
 import binascii
-from typing import Any, Dict, List, Optional, Tuple
+import json
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from images.serving.signatures import CLASSIFY_METHOD, Signature, TensorSpec
+from images.serving.errors import invalid
+from images.serving.signatures import Signature, TensorSpec
 
 _B64 = "b64"
+# numpy's limit on the number of dimensions (TensorFlow's is 254); deeper tensors are refused.
+MAX_RANK = 32
+
+_INT_RANGES = {np.dtype(t): (np.iinfo(t).min, np.iinfo(t).max)
+               for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
+                         np.uint64)}
 
 
-class RequestError(Exception):
-    """A request the server refuses; ``status_code`` is the HTTP status (4xx)."""
+# ---------------------------------------------------------------------------------------------
+# JSON body
 
-    def __init__(self, message, status_code=400):
-        super().__init__(message)
-        self.message = message
-        self.status_code = status_code
+def parse_body(body: bytes) -> Dict[str, Any]:
+    """The JSON object of a request body (TF Serving's ParseJson).
+
+    NaN and Infinity tokens are accepted.  A body that is not UTF-8 is read with its invalid bytes
+    kept (as TF Serving's parser does), so string values carry them through unchanged.
+
+    Raises:
+      ServingError: empty, not JSON, nested too deeply, or not an object.
+    """
+    if not body:
+        raise invalid("JSON Parse error: The document is empty")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = body.decode("utf-8", "surrogateescape")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise invalid("JSON Parse error: %s at offset: %d" % (e.msg, e.pos))
+    except RecursionError:
+        raise invalid("JSON Parse error: the document is nested too deeply")
+    if not isinstance(doc, dict):
+        raise invalid("JSON Value: %s Is not object" % value_to_string(doc))
+    return doc
+
+
+def value_to_string(value, limit=200) -> str:
+    """A JSON value as text for messages (cut at ``limit`` characters)."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def json_type(value) -> str:
+    """rapidjson's name of the JSON type of ``value`` (as TF Serving's messages spell it)."""
+    if value is None:
+        return "Null"
+    if value is True:
+        return "True"
+    if value is False:
+        return "False"
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, str):
+        return "String"
+    return "Number"
+
+
+def signature_name_of(body: Dict[str, Any]) -> str:
+    """The optional ``signature_name`` ("" when absent).
+
+    Raises:
+      ServingError: it is not a string.
+    """
+    name = body.get("signature_name", "")
+    if not isinstance(name, str):
+        raise invalid("JSON Value: %s not formatted correctly. 'signature_name' key must be a "
+                      "string value." % value_to_string(body))
+    return name
 
 
 # ---------------------------------------------------------------------------------------------
 # JSON values -> arrays
 
-def _is_b64(value):
-    return isinstance(value, dict) and len(value) == 1 and _B64 in value
+def is_b64(value) -> bool:
+    """True for ``{"b64": "<string>"}`` (exactly that one key, holding a string)."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(_B64), str)
 
 
-def _nested_shape(value):
-    """The shape implied by the first element at each depth of nested lists."""
+def decode_b64(value) -> bytes:
+    """The bytes of a ``{"b64": ...}`` object (standard alphabet, padding optional)."""
+    if not is_b64(value):
+        raise invalid("JSON Value: %s not formatted correctly for base64 data"
+                      % value_to_string(value))
+    text = value[_B64]
+    try:
+        data = text.encode("ascii")
+        if len(data) % 4:
+            data += b"=" * (-len(data) % 4)
+        return base64.b64decode(data, validate=True)
+    except (UnicodeEncodeError, binascii.Error, ValueError):
+        raise invalid("Unable to base64 decode")
+
+
+def text_bytes(text: str) -> bytes:
+    """A JSON string's bytes: UTF-8, with the invalid bytes of a non-UTF-8 body restored."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise invalid("JSON string %s holds an unpaired surrogate escape (\\ud800-\\udfff); "
+                      "send binary data as {\"b64\": ...}" % value_to_string(text))
+
+
+def dense_shape(value) -> List[int]:
+    """The shape implied by the first element at each depth of nested lists (TF Serving's rule)."""
     shape = []
     while isinstance(value, list):
         shape.append(len(value))
+        if len(shape) > MAX_RANK:
+            raise invalid("a tensor is nested more than %d lists deep, the most this server "
+                          "takes (TensorFlow tensors of such rank are not supported here)"
+                          % MAX_RANK)
         if not value:
             break
         value = value[0]
     return shape
 
 
-def _string_leaf(value, where):
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if _is_b64(value):
-        encoded = value[_B64]
-        if not isinstance(encoded, str):
-            raise RequestError("%s: the value of \"b64\" must be a base64 string, got %s"
-                               % (where, type(encoded).__name__))
-        try:
-            return base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError) as e:
-            raise RequestError("%s: invalid base64 in {\"b64\": ...}: %s" % (where, e))
-    raise RequestError("%s takes strings: give text or {\"b64\": \"<base64>\"} for binary data, "
-                       "not %s" % (where, _json_type(value)))
+def _type_error(value, spec: TensorSpec):
+    return invalid("JSON Value: %s Type: %s is not of expected type: %s"
+                   % (value_to_string(value), json_type(value), spec.tf_type_name))
 
 
-def _json_type(value):
+def _leaf(value, spec: TensorSpec):
+    """One scalar JSON value as a Python value of ``spec``'s type (TF's AddValueToTensor)."""
+    kind = spec.dtype.kind
+    if spec.is_string:
+        if isinstance(value, str):
+            return text_bytes(value)
+        if isinstance(value, bytes):  # from a tf.Example's bytes feature
+            return value
+        if isinstance(value, dict):
+            return decode_b64(value)
+        raise _type_error(value, spec)
+    if isinstance(value, (dict, list)) or value is None or isinstance(value, str):
+        raise _type_error(value, spec)
+    if kind == "b":
+        if not isinstance(value, bool):
+            raise _type_error(value, spec)
+        return value
     if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number (%r)" % (value,)
-    if isinstance(value, dict):
-        return "an object with keys %s" % sorted(value)[:5]
-    if value is None:
-        return "null"
-    return type(value).__name__
+        raise _type_error(value, spec)
+    if kind in "iu":
+        if not isinstance(value, int):
+            raise _type_error(value, spec)
+        low, high = _INT_RANGES[spec.dtype]
+        if not low <= value <= high:
+            raise invalid("JSON Value: %d is out of the range [%d, %d] of %s"
+                          % (value, low, high, spec.tf_type_name))
+        return value
+    if kind in "fc":
+        return float(value) if isinstance(value, int) and abs(value) > 2 ** 63 else value
+    raise invalid("Conversion of JSON Value: %s to type: %s is not supported"
+                  % (value_to_string(value), spec.tf_type_name))
 
 
-def _string_array(value, where):
-    shape = _nested_shape(value)
-    flat = []
-
-    def walk(v, depth):
-        if depth == len(shape):
-            if isinstance(v, list):
-                raise RequestError("%s is ragged: nested lists must have the same length at "
-                                   "each depth" % where)
-            flat.append(_string_leaf(v, where))
-            return
-        if not isinstance(v, list) or len(v) != shape[depth]:
-            raise RequestError("%s is ragged: nested lists must have the same length at each "
-                               "depth (expected %d elements at depth %d)"
-                               % (where, shape[depth], depth))
-        for item in v:
-            walk(item, depth + 1)
-
-    walk(value, 0)
-    array = np.empty(len(flat), dtype=object)
-    array[:] = flat
-    return array.reshape(shape)
-
-
-def _numeric_array(value, spec, where):
-    try:
-        source = np.asarray(value)
-    except ValueError:
-        raise RequestError("%s is ragged: nested lists must have the same length at each depth"
-                           % where)
-    want = spec.dtype
-    if source.dtype.kind not in "biuf":
-        if source.size == 0 and source.dtype.kind in "O":
-            source = source.astype(np.float64)
-        else:
-            raise RequestError("%s takes %s numbers; got %s" % (
-                where, spec.dtype_name, "strings" if source.dtype.kind in "US" else
-                "non-numeric values (objects or nulls)"))
-    if want.kind == "b":
-        if source.dtype.kind != "b":
-            raise RequestError("%s takes booleans (true/false); got numbers" % where)
-        return source.astype(want)
-    if want.kind in "iu":
-        if source.dtype.kind == "f":
-            if not np.all(np.isfinite(source)) or not np.all(source == np.round(source)):
-                bad = source[~(np.isfinite(source) & (source == np.round(source)))].ravel()[0]
-                raise RequestError("%s takes integers (%s); got %r"
-                                   % (where, spec.dtype_name, float(bad)))
-        if source.size:
-            info = np.iinfo(want)
-            low, high = source.min(), source.max()
-            if low < info.min or high > info.max:
-                raise RequestError("%s takes %s; %r is out of range [%d, %d]" % (
-                    where, spec.dtype_name, (low if low < info.min else high).item(),
-                    info.min, info.max))
-        return source.astype(want)
-    if want.kind == "f":
-        with np.errstate(over="ignore"):  # overflow is reported below, with the input's name
-            array = source.astype(want)
-        if source.dtype.kind == "f" and np.any(np.isinf(array) & np.isfinite(source)):
-            raise RequestError("%s takes %s; a value is too large for it"
-                               % (where, spec.dtype_name))
-        return array
-    if want.kind == "c":
-        return source.astype(want)
-    raise RequestError("%s has dtype %s, which this server cannot take from JSON"
-                       % (where, spec.dtype_name))
-
-
-def check_shape(array, spec, where, batch_prefix=False):
-    """Raises RequestError unless ``array.shape`` fits ``spec.shape`` (-1 matches any size)."""
-    if spec.shape is None:
+def _fill(value, shape, level, spec, out):
+    """TF Serving's FillTensorProto: checks the nesting against ``shape`` and collects leaves."""
+    rank = len(shape)
+    if not isinstance(value, list):
+        if level != rank:
+            raise invalid("JSON Value: %s found at incorrect level: %d in the JSON DOM. "
+                          "Expected at level: %d" % (value_to_string(value), level + 1, rank))
+        out.append(_leaf(value, spec))
         return
-    expected = spec.shape
-    if len(array.shape) != len(expected) or any(
-            want != -1 and got != want for got, want in zip(array.shape, expected)):
-        hint = ""
-        if batch_prefix:
-            hint = (" (row format: each instance is one example without the batch dimension, "
-                    "so an instance must have shape [%s])"
-                    % ", ".join(map(str, expected[1:])))
-        raise RequestError("%s has shape [%s] but the signature expects %s, where -1 is any size%s"
-                           % (where, ", ".join(map(str, array.shape)), spec.describe(), hint))
+    if level >= rank:
+        raise invalid("Encountered list at unexpected level: %d expected < %d" % (level, rank))
+    if len(value) != shape[level]:
+        raise invalid("Encountered list at unexpected size: %d at level: %d expected size: %d"
+                      % (len(value), level, shape[level]))
+    for item in value:
+        _fill(item, shape, level + 1, spec, out)
 
 
-def to_array(value, spec: TensorSpec, where: str, batch_prefix=False) -> np.ndarray:
-    """Converts one JSON value to an array of ``spec``'s dtype and checks its shape.
+def _np_dtype(spec):
+    if not spec.is_string and spec.dtype.kind not in "biufc":
+        raise invalid("input '%s' has dtype %s, which cannot be given in JSON"
+                      % (spec.key, spec.dtype_name))
+    return spec.dtype
 
-    Args:
-      value: the decoded JSON (nested lists, numbers, strings, ``{"b64": ...}``).
-      spec: the signature input it is for.
-      where: how messages name it, e.g. ``input 'images'``.
-      batch_prefix: the value was stacked from row-format instances (for the message hint).
+
+def _fast_numeric(value, spec, shape) -> Optional[np.ndarray]:
+    """numpy's conversion when it is exact for TF's rules; None to take the checked path."""
+    kind = spec.dtype.kind
+    if spec.is_string or kind not in "fc" or not shape:
+        return None
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if array.dtype.kind not in "if" or list(array.shape) != shape:
+        return None
+    with np.errstate(over="ignore"):  # TF Serving: a float beyond the type's range becomes inf
+        return array.astype(spec.dtype)
+
+
+def to_array(value, spec: TensorSpec) -> np.ndarray:
+    """One JSON tensor (a value or nested lists) as an array of ``spec``'s dtype.
 
     Raises:
-      RequestError: wrong dtype, ragged lists, bad base64 or a shape the signature rejects.
+      ServingError: a value of the wrong type, ragged lists, bad base64, or nesting too deep.
     """
+    shape = dense_shape(value)
+    dtype = _np_dtype(spec)
+    array = _fast_numeric(value, spec, shape)
+    if array is not None:
+        return array
+    leaves: List[Any] = []
+    _fill(value, shape, 0, spec, leaves)
     if spec.is_string:
-        array = _string_array(value, where)
-    else:
-        array = _numeric_array(value, spec, where)
-    check_shape(array, spec, where, batch_prefix)
-    return array
+        array = np.empty(len(leaves), dtype=object)
+        array[:] = leaves
+        return array.reshape(shape)
+    with np.errstate(over="ignore"):
+        return np.array(leaves, dtype=np.float64 if dtype.kind == "f" else None).astype(
+            dtype).reshape(shape)
 
-
-# ---------------------------------------------------------------------------------------------
-# predict
 
 class PredictRequest:
-    """A decoded ``:predict`` body: arrays per input, the format, and the batch size if any."""
+    """A decoded ``:predict`` body: arrays by input name and the format to answer in."""
 
-    def __init__(self, inputs, row_format, rows):
-        self.inputs: Dict[str, np.ndarray] = inputs
-        self.row_format: bool = row_format
-        self.rows: Optional[int] = rows
+    def __init__(self, inputs: Dict[str, np.ndarray], row_format: bool):
+        self.inputs = inputs
+        self.row_format = row_format
 
-
-def _unknown_inputs_error(names, signature):
-    return RequestError("unknown input(s) %s for signature '%s'; it takes: %s"
-                        % (", ".join("'%s'" % n for n in sorted(names)), signature.name,
-                           signature.describe_inputs()))
-
-
-def _instances_to_arrays(instances, signature):
-    if not isinstance(instances, list):
-        raise RequestError("\"instances\" must be a list with one element per example, got %s"
-                           % _json_type(instances))
-    if not instances:
-        raise RequestError("\"instances\" is empty: send at least one instance")
-    keys = sorted(signature.inputs)
-    single = len(keys) == 1
-    columns: Dict[str, List[Any]] = {k: [] for k in keys}
-    for i, instance in enumerate(instances):
-        if isinstance(instance, dict) and not _is_b64(instance):
-            missing = [k for k in keys if k not in instance]
-            extra = [k for k in instance if k not in signature.inputs]
-            if extra:
-                raise _unknown_inputs_error(extra, signature)
-            if missing:
-                raise RequestError("instance %d lacks input(s) %s; signature '%s' takes: %s" % (
-                    i, ", ".join("'%s'" % k for k in missing), signature.name,
-                    signature.describe_inputs()))
-            for k in keys:
-                columns[k].append(instance[k])
-        elif single:
-            columns[keys[0]].append(instance)
-        else:
-            raise RequestError("instance %d is %s, but signature '%s' takes %d inputs: each "
-                               "instance must be an object naming them (%s)"
-                               % (i, _json_type(instance), signature.name, len(keys),
-                                  ", ".join(keys)))
-    arrays = {}
-    for k in keys:
-        spec = signature.inputs[k]
-        if not spec.has_batch_dim:
-            raise RequestError("input '%s' of signature '%s' has no batch dimension (%s), so the "
-                               "row format (\"instances\") cannot stack it; send it with the "
-                               "columnar format (\"inputs\")"
-                               % (k, signature.name, spec.describe()))
-        arrays[k] = to_array(columns[k], spec, "input '%s'" % k, batch_prefix=True)
-    return arrays
-
-
-def _columns_to_arrays(inputs, signature):
-    keys = sorted(signature.inputs)
-    if isinstance(inputs, dict) and not _is_b64(inputs):
-        extra = [k for k in inputs if k not in signature.inputs]
-        if extra:
-            raise _unknown_inputs_error(extra, signature)
-        missing = [k for k in keys if k not in inputs]
-        if missing:
-            raise RequestError("\"inputs\" lacks %s; signature '%s' takes: %s" % (
-                ", ".join("'%s'" % k for k in missing), signature.name,
-                signature.describe_inputs()))
-        values = inputs
-    elif len(keys) == 1:
-        values = {keys[0]: inputs}
-    else:
-        raise RequestError("\"inputs\" must be an object naming the %d inputs of signature '%s' "
-                           "(%s)" % (len(keys), signature.name, ", ".join(keys)))
-    return {k: to_array(values[k], signature.inputs[k], "input '%s'" % k) for k in keys}
-
-
-def decode_predict_request(body: Dict[str, Any], signature: Signature) -> PredictRequest:
-    """Turns a ``:predict`` body into input arrays for ``signature``.
-
-    Raises:
-      RequestError: the body does not follow the format or does not fit the signature.
-    """
-    has_rows, has_cols = "instances" in body, "inputs" in body
-    if has_rows == has_cols:
-        raise RequestError("a predict request needs exactly one of \"instances\" (row format) or "
-                           "\"inputs\" (columnar format)%s"
-                           % ("; it has both" if has_rows else ""))
-    unknown = sorted(set(body) - {"instances", "inputs", "signature_name"})
-    if unknown:
-        raise RequestError("unknown field(s) %s in the predict request; it takes "
-                           "\"signature_name\" and \"instances\" or \"inputs\"" % unknown)
-    if has_rows:
-        arrays = _instances_to_arrays(body["instances"], signature)
-        return PredictRequest(arrays, True, len(body["instances"]))
-    arrays = _columns_to_arrays(body["inputs"], signature)
-    return PredictRequest(arrays, False, common_batch_size(arrays))
+    @property
+    def rows(self) -> Optional[int]:
+        """The shared first dimension of the inputs, or None when they do not share one."""
+        return common_batch_size(self.inputs)
 
 
 def common_batch_size(arrays: Dict[str, np.ndarray]) -> Optional[int]:
@@ -293,22 +273,146 @@ def common_batch_size(arrays: Dict[str, np.ndarray]) -> Optional[int]:
     return sizes.pop()
 
 
+def _shape_text(shape):
+    return "[%s]" % ",".join(map(str, shape))
+
+
+def _instances_to_arrays(instances, signature: Signature):
+    inputs = signature.inputs
+    first = instances[0]
+    if not isinstance(first, dict) and len(inputs) > 1:
+        raise invalid("instances is a plain list, but expecting list of objects as multiple "
+                      "input tensors required as per tensorinfo_map")
+
+    def is_object(v):
+        return isinstance(v, dict) and not is_b64(v)
+
+    objects = is_object(first)
+    names = sorted(inputs)
+    if not objects:
+        name = names[0]
+        spec = inputs[name]
+        # Fast path: the whole list at once when numpy can read it exactly.
+        array = _fast_numeric(instances, spec, dense_shape(instances))
+        if array is not None:
+            return {name: array}
+    columns: Dict[str, List[np.ndarray]] = {}
+    shapes: Dict[str, List[int]] = {}
+    for i, element in enumerate(instances):
+        if objects:
+            if not is_object(element):
+                raise invalid("Expecting object but got list at item %d of input list" % i)
+            items = element.items()
+        else:
+            if is_object(element):
+                raise invalid("Expecting value/list but got object at item %d of input list" % i)
+            items = [(names[0], element)]
+        for name, value in items:
+            try:
+                if name not in inputs:
+                    raise invalid("JSON object: does not have named input: %s" % name)
+                array = to_array(value, inputs[name])
+                if name not in shapes:
+                    shapes[name] = list(array.shape)
+                elif int(np.prod(shapes[name])) != array.size:
+                    raise invalid("Expecting tensor size: %d but got: %d"
+                                  % (int(np.prod(shapes[name])), array.size))
+                elif shapes[name] != list(array.shape):
+                    raise invalid("Expecting shape %s but got: %s"
+                                  % (_shape_text(shapes[name]), _shape_text(array.shape)))
+            except Exception as e:
+                message = getattr(e, "message", str(e))
+                if objects:
+                    raise invalid("Failed to process element: %d key: %s of 'instances' list. "
+                                  "Error: %s" % (i, name, message))
+                raise invalid("Failed to process element: %d of 'instances' list. Error: %s"
+                              % (i, message))
+            columns.setdefault(name, []).append(array)
+        if objects and set(element) != set(inputs):
+            raise invalid("Failed to process element: %d of 'instances' list. JSON object: %s "
+                          "keys must be equal to: %s"
+                          % (i, value_to_string(element), ",".join(names)))
+    arrays = {}
+    for name, parts in columns.items():
+        if len(shapes[name]) + 1 > MAX_RANK:
+            raise invalid("input '%s' would have rank %d, more than the %d this server takes"
+                          % (name, len(shapes[name]) + 1, MAX_RANK))
+        arrays[name] = np.stack(parts) if parts[0].dtype != object else _stack_objects(parts)
+    return arrays
+
+
+def _stack_objects(parts):
+    out = np.empty((len(parts),) + parts[0].shape, dtype=object)
+    for i, part in enumerate(parts):
+        out[i] = part
+    return out
+
+
+def _columns_to_arrays(value, signature: Signature):
+    inputs = signature.inputs
+    if not isinstance(value, dict) or is_b64(value):
+        if len(inputs) > 1:
+            raise invalid("inputs is a plain value/list, but expecting an object as multiple "
+                          "input tensors required as per tensorinfo_map")
+        name = next(iter(inputs))
+        return {name: to_array(value, inputs[name])}
+    arrays = {}
+    for name in sorted(inputs):
+        if name not in value:
+            raise invalid("Missing named input: %s in 'inputs' object." % name)
+        arrays[name] = to_array(value[name], inputs[name])
+    return arrays
+
+
+def decode_predict_request(body: Dict[str, Any], signature: Signature) -> PredictRequest:
+    """Turns a ``:predict`` body into input arrays for ``signature`` (TF Serving's rules).
+
+    Keys other than ``signature_name``, ``instances`` and ``inputs`` are ignored, as TF Serving
+    ignores them.
+
+    Raises:
+      ServingError: the body does not follow the format or does not fit the signature's inputs.
+    """
+    if not signature.inputs:
+        raise invalid("Failed to get input map for signature: %s"
+                      % (body.get("signature_name") or "DEFAULT"))
+    has_rows, has_cols = "instances" in body, "inputs" in body
+    if has_rows and has_cols:
+        raise invalid("JSON Value: %s Not formatted correctly expecting only one of 'inputs' or "
+                      "'instances' keys to exist " % value_to_string(body))
+    if has_rows:
+        instances = body["instances"]
+        if not isinstance(instances, list):
+            raise invalid("JSON Value: %s Expecting 'instances' to be an list/array"
+                          % value_to_string(body))
+        if not instances:
+            raise invalid("JSON Value: %s No values in 'instances' array"
+                          % value_to_string(body))
+        return PredictRequest(_instances_to_arrays(instances, signature), True)
+    if has_cols:
+        return PredictRequest(_columns_to_arrays(body["inputs"], signature), False)
+    raise invalid("Missing 'inputs' or 'instances' key")
+
+
 # ---------------------------------------------------------------------------------------------
 # arrays -> JSON values
 
-def _bytes_to_json(value, as_b64):
+def _bytes_to_json(value: bytes, as_b64: bool):
     if not as_b64:
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError:
-            pass
+            pass  # JSON strings are UTF-8: other bytes can only travel as base64
     return {_B64: base64.b64encode(value).decode("ascii")}
 
 
-def to_json(array: np.ndarray, key: str):
-    """An output array as nested JSON lists (strings as text, or base64 for ``*_bytes``)."""
+def to_json(array, key: str):
+    """An output array as nested JSON values (TF Serving's number and string rules)."""
     array = np.asarray(array)
-    if array.dtype == np.dtype(object) or array.dtype.kind == "S":
+    if array.dtype.name == "bfloat16":
+        array = array.astype(np.float32)
+    kind = array.dtype.kind
+    if array.dtype == np.dtype(object) or kind == "S":
         as_b64 = key.endswith("_bytes")
         flat = [_bytes_to_json(bytes(v), as_b64) for v in array.ravel()]
         if array.ndim == 0:
@@ -316,190 +420,48 @@ def to_json(array: np.ndarray, key: str):
         out = np.empty(len(flat), dtype=object)
         out[:] = flat
         return out.reshape(array.shape).tolist()
-    if array.dtype.kind == "c":
-        return np.stack([array.real, array.imag], axis=-1).tolist()
+    if kind == "f" and array.dtype.itemsize < 8:
+        # The shortest decimal that reads back as the same float32 (TF Serving writes "0.1",
+        # not float64's "0.10000000149011612").
+        return array.astype(str).astype(np.float64).tolist()
+    if kind == "c":
+        raise invalid("output '%s' is complex (%s), which has no JSON form; TF Serving cannot "
+                      "return it either" % (key, array.dtype))
+    if kind not in "biuf":
+        raise invalid("output '%s' has dtype %s, which has no JSON form" % (key, array.dtype))
     return array.tolist()
 
 
-def encode_predict_response(outputs: Dict[str, np.ndarray], request: PredictRequest):
-    """The JSON reply (``predictions`` or ``outputs``) for ``outputs`` of a decoded request.
+def encode_predict_response(outputs: Dict[str, np.ndarray], row_format: bool):
+    """The JSON reply (``predictions`` or ``outputs``) for a predict request's outputs.
 
     Raises:
-      RequestError: row format asked for but an output lacks the request's batch dimension.
+      ServingError: row format, but an output has no first dimension or they differ.
     """
-    if request.row_format:
-        rows = request.rows
-        for key, value in outputs.items():
-            if np.ndim(value) == 0 or np.shape(value)[0] != rows:
-                raise RequestError("output '%s' has shape %s, which is not batched over the %d "
-                                   "instances, so it cannot be returned in row format; send the "
-                                   "request with \"inputs\" (columnar format) instead"
-                                   % (key, list(np.shape(value)), rows))
-        lists = {key: to_json(value, key) for key, value in outputs.items()}
-        if len(lists) == 1:
-            return {"predictions": next(iter(lists.values()))}
-        keys = sorted(lists)
-        return {"predictions": [{k: lists[k][i] for k in keys} for i in range(rows)]}
-    values = {key: to_json(value, key) for key, value in outputs.items()}
-    if len(values) == 1:
-        return {"outputs": next(iter(values.values()))}
+    if not outputs:
+        raise invalid("Cannot convert empty tensor map to JSON")
+    names = sorted(outputs)
+    if row_format:
+        batch = None
+        for name in names:
+            shape = np.shape(outputs[name])
+            if not shape:
+                raise invalid("Tensor name: %s has no shape information " % name)
+            if batch is not None and shape[0] != batch:
+                raise invalid("Tensor name: %s has inconsistent batch size: %d expecting: %d"
+                              % (name, shape[0], batch))
+            batch = shape[0]
+        values = {name: to_json(outputs[name], name) for name in names}
+        if len(names) == 1:
+            return {"predictions": values[names[0]]}
+        return {"predictions": [{name: values[name][i] for name in names}
+                                for i in range(batch)]}
+    values = {name: to_json(outputs[name], name) for name in names}
+    if len(names) == 1:
+        return {"outputs": values[names[0]]}
     return {"outputs": values}
 
 
-# ---------------------------------------------------------------------------------------------
-# classify
-
-def classification_outputs(signature: Signature) -> Optional[Tuple[str, ...]]:
-    """The outputs ``:classify`` reads for ``signature``, or None when it does not classify.
-
-    TF Serving's classification signatures return ``classes`` (labels) and ``scores``; the
-    exported image models return ``top_k_classes`` with ``probabilities`` (the top-k ones,
-    aligned; or all classes', indexed by class id); ``probabilities`` (or ``scores``) alone are
-    ranked here.
-    """
-    outs = signature.outputs
-
-    def rank(key, n):
-        return key in outs and outs[key].shape is not None and len(outs[key].shape) == n
-
-    if rank("scores", 2) and rank("classes", 2):
-        return ("classes", "scores")
-    if rank("top_k_classes", 2) and rank("probabilities", 2):
-        return ("top_k_classes", "probabilities")
-    if rank("probabilities", 2):
-        return ("probabilities",)
-    if rank("scores", 2):
-        return ("scores",)
-    if signature.method_name == CLASSIFY_METHOD and ("classes" in outs or "scores" in outs):
-        return tuple(k for k in ("classes", "scores") if k in outs)
-    return None
-
-
-def no_classification_error(signature: Signature, model_name: str):
-    outs = ", ".join(sorted(signature.outputs))
-    hint = ""
-    if "embeddings" in signature.outputs:
-        hint = (" This is an embedding model: it returns embeddings, not classes; call :predict "
-                "(or the FaceService client) to get them.")
-    return RequestError("signature '%s' of model '%s' has no classification outputs (it returns: "
-                        "%s), so :classify cannot rank classes.%s"
-                        % (signature.name, model_name, outs, hint))
-
-
-def _merge_context(examples, context):
-    if context is None:
-        return examples
-    if not isinstance(context, dict):
-        raise RequestError("\"context\" must be an object of features shared by all examples, "
-                           "got %s" % _json_type(context))
-    merged = []
-    for i, example in enumerate(examples):
-        clash = sorted(set(example) & set(context))
-        if clash:
-            raise RequestError("example %d repeats context feature(s) %s" % (i, clash))
-        merged.append(dict(context, **example))
-    return merged
-
-
-def _example_feature(value, where):
-    from tensorflow.core.example import feature_pb2  # server side only: TF is loaded there
-    values = value if isinstance(value, list) else [value]
-    feature = feature_pb2.Feature()
-    if all(isinstance(v, str) or _is_b64(v) for v in values):
-        feature.bytes_list.value.extend(_string_leaf(v, where) for v in values)
-    elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        feature.int64_list.value.extend(values)
-    elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        feature.float_list.value.extend(float(v) for v in values)
-    else:
-        raise RequestError("%s must be a string, {\"b64\": ...}, a number, or a list of one kind"
-                           % where)
-    return feature
-
-
-def _serialize_examples(examples):
-    from tensorflow.core.example import example_pb2
-    serialized = []
-    for i, example in enumerate(examples):
-        proto = example_pb2.Example()
-        for name, value in example.items():
-            proto.features.feature[name].CopyFrom(
-                _example_feature(value, "example %d feature '%s'" % (i, name)))
-        serialized.append(proto.SerializeToString())
-    array = np.empty(len(serialized), dtype=object)
-    array[:] = serialized
-    return array
-
-
-def decode_classify_request(body: Dict[str, Any], signature: Signature, model_name: str):
-    """Turns a ``:classify`` body into ``(inputs, rows)`` for ``signature``.
-
-    A TF Serving classification signature (one string input of serialized ``tf.Example``) gets
-    the examples serialized; any other signature gets each example's features as its named
-    inputs, as the row format would.
-
-    Raises:
-      RequestError: malformed body, or a signature without classification outputs.
-    """
-    unknown = sorted(set(body) - {"examples", "context", "signature_name"})
-    if unknown:
-        raise RequestError("unknown field(s) %s in the classify request; it takes "
-                           "\"signature_name\", \"context\" and \"examples\"" % unknown)
-    if "examples" not in body:
-        raise RequestError("a classify request needs \"examples\": a list of objects mapping "
-                           "feature names to values")
-    examples = body["examples"]
-    if not isinstance(examples, list) or not examples:
-        raise RequestError("\"examples\" must be a non-empty list of objects, got %s"
-                           % _json_type(examples))
-    for i, example in enumerate(examples):
-        if not isinstance(example, dict):
-            raise RequestError("example %d must be an object of features, got %s"
-                               % (i, _json_type(example)))
-    if classification_outputs(signature) is None:
-        raise no_classification_error(signature, model_name)
-    examples = _merge_context(examples, body.get("context"))
-    string_inputs = [s for s in signature.inputs.values() if s.is_string]
-    if (signature.method_name == CLASSIFY_METHOD and len(signature.inputs) == 1
-            and string_inputs):
-        spec = string_inputs[0]
-        array = _serialize_examples(examples)
-        check_shape(array, spec, "the serialized examples")
-        return {spec.key: array}, len(examples)
-    return _instances_to_arrays(examples, signature), len(examples)
-
-
-def encode_classify_response(outputs: Dict[str, np.ndarray], signature: Signature):
-    """``{"results": [[[label, score], ...], ...]}`` from the classification outputs."""
-    keys = classification_outputs(signature)
-    results = []
-    if keys == ("classes", "scores"):
-        classes, scores = outputs["classes"], outputs["scores"]
-        for row_c, row_s in zip(classes, scores):
-            results.append([[_label(c), float(s)] for c, s in zip(row_c, row_s)])
-    elif keys == ("top_k_classes", "probabilities"):
-        top_k, probs = outputs["top_k_classes"], outputs["probabilities"]
-        # The exporter's probabilities are the top-k ones, aligned with top_k_classes; a model
-        # whose probabilities cover every class is indexed by class id instead.
-        aligned = np.shape(probs)[1] == np.shape(top_k)[1]
-        for top, row in zip(top_k, probs):
-            results.append([[_label(c), float(row[j] if aligned else row[int(c)])]
-                            for j, c in enumerate(top)])
-    elif keys in (("probabilities",), ("scores",)):
-        for probs in outputs[keys[0]]:
-            order = np.argsort(-np.asarray(probs), kind="stable")
-            results.append([[str(int(c)), float(probs[c])] for c in order])
-    elif keys == ("classes",):
-        results = [[[_label(c), 0.0] for c in np.atleast_1d(row)] for row in outputs["classes"]]
-    else:  # scores only, with no ranks: TF Serving labels them by position
-        results = [[[str(j), float(s)] for j, s in enumerate(np.atleast_1d(row))]
-                   for row in outputs["scores"]]
-    return {"results": results}
-
-
-def _label(value):
-    if isinstance(value, (bytes, np.bytes_)):
-        return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, np.generic):
-        return str(value.item())
-    return str(value)
+def float_json(value) -> float:
+    """One float32 score as the shortest decimal that reads back the same."""
+    return float(str(np.float32(value)))

@@ -7,11 +7,11 @@ and releases the GIL, so batches run while the web server parses the next reques
 """
 import logging
 import os
-from typing import Dict, Iterable, Optional
+import threading
+from typing import Dict, Iterable, Optional, Sequence
 
 import numpy as np
 import tensorflow.compat.v1 as tf
-from google.protobuf import json_format
 from tensorflow.core.framework import types_pb2
 from tensorflow.python.saved_model import loader_impl
 from tensorflow.python.util import deprecation
@@ -33,11 +33,16 @@ def is_saved_model_dir(path):
 
 def _tensor_spec(key, info) -> TensorSpec:
     dtype = tf.dtypes.as_dtype(info.dtype)
-    if info.tensor_shape.unknown_rank:
+    # A TensorInfo without a recorded shape (TF Serving's half_plus_three) says nothing about the
+    # rank: it is unknown, not a scalar.
+    if not info.HasField("tensor_shape") or info.tensor_shape.unknown_rank:
         shape = None
     else:
         shape = tuple(int(d.size) for d in info.tensor_shape.dim)
-    np_dtype = np.dtype(object) if dtype == tf.string else np.dtype(dtype.as_numpy_dtype)
+    try:
+        np_dtype = np.dtype(object) if dtype == tf.string else np.dtype(dtype.as_numpy_dtype)
+    except TypeError:  # resource, variant: no numpy type, and nothing a request can feed
+        np_dtype = np.dtype(object)
     return TensorSpec(key=key, tensor_name=info.name, dtype=np_dtype,
                       dtype_name=types_pb2.DataType.Name(info.dtype), shape=shape)
 
@@ -69,7 +74,7 @@ class Servable:
             raise ModelLoadError("%s holds no saved_model.pb" % export_dir)
         try:
             saved_model = loader_impl.parse_saved_model(export_dir)
-        except IOError as e:
+        except (IOError, OSError, ValueError) as e:
             raise ModelLoadError("cannot read the SavedModel in %s: %s" % (export_dir, e))
         available = [sorted(mg.meta_info_def.tags) for mg in saved_model.meta_graphs]
         if sorted(tags) not in available:
@@ -86,48 +91,72 @@ class Servable:
             self.session.close()
             raise ModelLoadError("loading %s failed: %s" % (export_dir, e)) from e
         self.graph.finalize()
-        self._signature_defs = {name: sig for name, sig in meta_graph.signature_def.items()
-                                if _is_served(name)}
-        if not self._signature_defs:
+        # TF Serving reports every signature it loaded, the TF2 initializer's included.
+        self.signature_defs = dict(meta_graph.signature_def)
+        served = {name: sig for name, sig in self.signature_defs.items() if _is_served(name)}
+        if not served:
             self.session.close()
             raise ModelLoadError("%s has no signatures to serve" % export_dir)
         self.signatures: Dict[str, Signature] = {}
-        self._fetches = {}
-        self._feed_names = {}
-        for name, sig in self._signature_defs.items():
-            signature = Signature(
+        for name, sig in self.signature_defs.items():
+            self.signatures[name] = Signature(
                 name=name, method_name=sig.method_name,
                 inputs={k: _tensor_spec(k, v) for k, v in sig.inputs.items()},
                 outputs={k: _tensor_spec(k, v) for k, v in sig.outputs.items()})
-            self.signatures[name] = signature
-            self._fetches[name] = {k: s.tensor_name for k, s in signature.outputs.items()}
-            self._feed_names[name] = {k: s.tensor_name for k, s in signature.inputs.items()}
+        self._callables = {}
+        self._lock = threading.Lock()
 
-    def run(self, signature_name: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        """Runs one signature on arrays already checked against its specs (by the codec)."""
-        feeds = self._feed_names[signature_name]
-        feed_dict = {feeds[k]: v for k, v in inputs.items()}
-        return self.session.run(self._fetches[signature_name], feed_dict)
+    def _callable(self, feeds, fetches):
+        key = (feeds, fetches)
+        fn = self._callables.get(key)
+        if fn is None:
+            with self._lock:
+                fn = self._callables.get(key)
+                if fn is None:
+                    # A callable runs the fed arrays as they are: like TF Serving's
+                    # Session::Run, no Python-side check of the fed shapes against the
+                    # graph's (the kernels check what they need), and less overhead per call.
+                    fn = self.session.make_callable(list(fetches), feed_list=list(feeds),
+                                                    accept_options=True)
+                    self._callables[key] = fn
+        return fn
 
-    def signature_def_json(self):
-        """The signatures as TF Serving's metadata reply shows them (SignatureDefs as JSON)."""
-        return {name: json_format.MessageToDict(sig, preserving_proto_field_name=True)
-                for name, sig in sorted(self._signature_defs.items())}
+    def run(self, signature_name: str, inputs: Dict[str, np.ndarray],
+            output_keys: Optional[Sequence[str]] = None,
+            timeout_ms: Optional[int] = None) -> Dict[str, np.ndarray]:
+        """Runs one signature.
+
+        Args:
+          signature_name: a key of :attr:`signatures`.
+          inputs: arrays by input key (keys the signature has).
+          output_keys: the outputs to fetch (default: all of them).
+          timeout_ms: RunOptions timeout; None or 0 for none.
+
+        Returns:
+          Arrays by output key.
+
+        Raises:
+          tf.errors.OpError: the run failed (bad input values, timeout, model error).
+        """
+        signature = self.signatures[signature_name]
+        in_keys = tuple(sorted(inputs))
+        out_keys = tuple(output_keys) if output_keys is not None else tuple(
+            sorted(signature.outputs))
+        fn = self._callable(tuple(signature.inputs[k].tensor_name for k in in_keys),
+                            tuple(signature.outputs[k].tensor_name for k in out_keys))
+        options = None
+        if timeout_ms:
+            options = tf.RunOptions(timeout_in_ms=int(timeout_ms))
+        values = fn(*[inputs[k] for k in in_keys], options=options)
+        return dict(zip(out_keys, values))
+
+    def signature_def_map(self):
+        """TF Serving's ``SignatureDefMap`` proto of this version (its metadata reply)."""
+        from tensorflow_serving.apis import get_model_metadata_pb2
+        result = get_model_metadata_pb2.SignatureDefMap()
+        for name, sig in self.signature_defs.items():
+            result.signature_def[name].CopyFrom(sig)
+        return result
 
     def close(self):
         self.session.close()
-
-
-def tf_error_message(error: Exception) -> str:
-    """The useful part of a TensorFlow error: its message without graph-execution boilerplate."""
-    message = getattr(error, "message", None) or str(error)
-    lines = [line.strip() for line in message.splitlines()]
-    kept = [line for line in lines
-            if line and line != "Graph execution error:" and not line.startswith("[[")
-            and not line.startswith("Detected at node") and not line.startswith("Stack trace")]
-    return " ".join(kept) or message.strip()
-
-
-def is_bad_input_error(error: Exception) -> bool:
-    """True for TensorFlow errors caused by the request's values (HTTP 400, not 500)."""
-    return isinstance(error, tf.errors.InvalidArgumentError)

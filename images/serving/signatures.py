@@ -10,6 +10,7 @@ import numpy as np
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
 DEFAULT_SIGNATURE = "serving_default"
 
 
@@ -33,6 +34,11 @@ class TensorSpec:
     @property
     def is_string(self):
         return self.dtype == np.dtype(object)
+
+    @property
+    def tf_type_name(self):
+        """TensorFlow's DataTypeString, e.g. ``float`` for ``DT_FLOAT`` (TF Serving's messages)."""
+        return self.dtype_name[3:].lower() if self.dtype_name.startswith("DT_") else self.dtype_name
 
     @property
     def has_batch_dim(self):
