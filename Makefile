@@ -24,6 +24,9 @@ $(PY):
 $(BASE_STAMP): pyproject.toml | $(PY)
 	$(PIP) install -e ".[$(TF_EXTRA),test,serving]"
 	$(PIP) install --no-deps "tf-keras==2.15.1"
+	# TF Serving's protos and gRPC stubs; its wheel depends on the full `tensorflow` wheel, which
+	# must not land beside tensorflow-cpu (DESIGN.md trap 11): grpcio and protobuf come from TF.
+	$(PIP) install --no-deps "tensorflow-serving-api==2.15.1"
 	touch $@
 
 # Horovod 0.28.1 has no pyproject.toml: it must be built against the TensorFlow already in the
