@@ -1,69 +1,38 @@
-"""The model server end to end: real SavedModels, a real server on a loopback port, real clients.
+"""The model server end to end, as a drop-in for TensorFlow Serving.
 
-One server runs as ``python -m images.serving`` in a subprocess (the command users type); the
-others run uvicorn in a thread of this process, which is cheaper to start.  Expected outputs come
-from the SavedModel called directly through ``tf.saved_model.load``.
+One ``python -m images.serving`` process serves three models from a ``--model_config_file``:
+half_plus_two (two versions on disk, version 123 served by a ``specific`` policy and labelled
+``Version_Label``, as in TF Serving's HTTP handler tests), half_plus_three (the REST document's
+example) and a toy image classifier, with batching on.  It is driven with TF Serving's REST
+examples and handler-test cases, with the ``tensorflow-serving-api`` gRPC client on every RPC, and
+with a sweep of malformed requests, after which it must still answer correctly.
 """
 import base64
-import concurrent.futures
 import io
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 
+import grpc
 import httpx
 import numpy as np
 import pytest
 import tensorflow as tf
-import uvicorn
 from PIL import Image
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
+                                     get_model_status_pb2, inference_pb2, model_management_pb2,
+                                     model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc, regression_pb2)
 
-from conftest import PYTHON, ROOT, run_script
-from images.serving.app import create_app
-from images.serving.client import FaceService, ImageClassifier, ServingClient, ServingError
-from images.serving.manager import BatchingOptions, ModelManager
-from images.serving.servable import ModelLoadError
+from conftest import PYTHON, ROOT
+from images.serving.example_models import write_all
 from images.serving.toy_model import save_toy_model
 
-MAX_REQUEST_BYTES = 100_000
-
-
-# -- helpers -------------------------------------------------------------------------------------
-
-def make_image(seed, size=(20, 24), fmt="JPEG"):
-    rng = np.random.RandomState(seed)
-    pixels = rng.randint(0, 256, size=(size[0], size[1], 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format=fmt)
-    return buf.getvalue()
-
-
-def b64(data):
-    return {"b64": base64.b64encode(data).decode("ascii")}
-
-
-_LOADED = {}
-
-
-def direct(version_dir, signature="serving_default", **inputs):
-    """The SavedModel's own outputs, called without the server."""
-    if version_dir not in _LOADED:
-        _LOADED[version_dir] = tf.saved_model.load(version_dir)
-    fn = _LOADED[version_dir].signatures[signature]
-    return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
-
-
-def direct_images(version_dir, images):
-    return direct(version_dir, image_bytes=np.array(images, dtype=object))
-
-
-def assert_close(got, want):
-    np.testing.assert_allclose(np.asarray(got, np.float32), want, rtol=1e-5, atol=1e-6)
+TWO = "saved_model_half_plus_two_2_versions"
+THREE = "saved_model_half_plus_three"
 
 
 def free_port():
@@ -72,94 +41,65 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def wait_ready(url, model, proc=None, log_path=None, timeout=180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            break
+def start_server(log_path, *flags, wait_model=TWO):
+    grpc_port, rest_port = free_port(), free_port()
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "images.serving", "--host=127.0.0.1", "--port=%d" % grpc_port,
+         "--rest_api_port=%d" % rest_port] + list(flags),
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=log, stderr=subprocess.STDOUT)
+    url = "http://127.0.0.1:%d" % rest_port
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
-            if httpx.get("%s/v1/models/%s" % (url, model), timeout=2).status_code == 200:
-                return
+            if httpx.get("%s/v1/models/%s" % (url, wait_model), timeout=2).status_code == 200:
+                return proc, url, "127.0.0.1:%d" % grpc_port
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    log = open(log_path).read()[-4000:] if log_path else ""
-    raise AssertionError("server at %s did not come up\n%s" % (url, log))
+    proc.kill()
+    raise AssertionError("server did not start:\n" + open(log_path).read()[-4000:])
 
 
-class ThreadServer:
-    """uvicorn serving a ModelManager from a thread of the test process."""
-
-    def __init__(self, manager, **app_kwargs):
-        self.manager = manager
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.url = "http://" + self.address
-        config = uvicorn.Config(create_app(manager, **app_kwargs), log_level="warning",
-                                lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        wait_ready(self.url, self.manager.model_name)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
+def image_bytes(seed, size=(20, 24)):
+    pixels = np.random.RandomState(seed).randint(0, 256, (size[0], size[1], 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
 
 
-def metric(url, name):
-    text = httpx.get(url + "/monitoring/prometheus/metrics").text
-    for line in text.splitlines():
-        if line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError("no %s in\n%s" % (name, text))
-
-
-def start_subprocess_server(base, log_path, *flags, model="toy"):
-    port = free_port()
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "images.serving", "--model_base_path=%s" % base, "--model_name=%s" % model,
-         "--host=127.0.0.1", "--port=%d" % port] + list(flags),
-        cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=log, stderr=subprocess.STDOUT)
-    url = "http://127.0.0.1:%d" % port
-    try:
-        wait_ready(url, model, proc, log_path)
-    except AssertionError:
-        proc.kill()
-        raise
-    return proc, url
-
-
-# -- fixtures ------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serving_models")
-    paths = {
-        "toy": save_toy_model(str(root / "toy"), 1, kind="classifier", num_classes=5, seed=0),
-        "face_a": save_toy_model(str(root / "face_a"), 1, kind="embedding", seed=1),
-        "face_b": save_toy_model(str(root / "face_b"), 1, kind="embedding", seed=2),
-    }
-    return paths
+def b64(data):
+    return {"b64": base64.b64encode(data).decode()}
 
 
 @pytest.fixture(scope="module")
-def classifier(models, tmp_path_factory):
-    """``python -m images.serving`` on the toy classifier; merges requests arriving within 30 ms."""
-    log_path = str(tmp_path_factory.mktemp("serving_logs") / "classifier.log")
-    proc, url = start_subprocess_server(
-        os.path.dirname(models["toy"]), log_path, "--enable_batching",
-        "--batch_timeout_micros=30000", "--max_batch_size=16",
-        "--max_request_bytes=%d" % MAX_REQUEST_BYTES, "--file_system_poll_wait_seconds=0")
-    yield url
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tfs")
+    two, three = write_all(str(root))
+    os.rename(two, str(root / TWO))
+    toy = save_toy_model(str(root / "toy"), 1, kind="classifier", num_classes=5, seed=0)
+    models = root / "models.config"
+    models.write_text("""model_config_list {
+      config { name: "%s" base_path: "%s" model_platform: "tensorflow"
+               model_version_policy { specific { versions: 123 } }
+               version_labels { key: "Version_Label" value: 123 } }
+      config { name: "%s" base_path: "%s" model_platform: "tensorflow" }
+      config { name: "toy" base_path: "%s" model_platform: "tensorflow" } }
+    """ % (TWO, root / TWO, THREE, three, os.path.dirname(toy)))
+    (root / "monitoring.config").write_text("prometheus_config { enable: true }")
+    (root / "batching.config").write_text("max_batch_size { value: 16 }\n"
+                                          "batch_timeout_micros { value: 2000 }")
+    log_path = str(root / "server.log")
+    proc, url, target = start_server(
+        log_path, "--model_config_file=%s" % models, "--enable_batching",
+        "--batching_parameters_file=%s" % (root / "batching.config"),
+        "--monitoring_config_file=%s" % (root / "monitoring.config"),
+        "--file_system_poll_wait_seconds=1", "--rest_api_read_timeout_in_ms=1500",
+        "--max_request_bytes=2000000")
+    channel = grpc.insecure_channel(target)
+    yield {"url": url, "proc": proc, "channel": channel, "root": root, "toy": toy,
+           "log": log_path}
+    channel.close()
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(30)
@@ -168,540 +108,356 @@ def classifier(models, tmp_path_factory):
             proc.kill()
 
 
-@pytest.fixture(scope="module")
-def face_servers(models):
-    """Two embedding servers with different weights: the round-robin shows in the outputs."""
-    servers = [ThreadServer(ModelManager("face", os.path.dirname(models[k]), poll_seconds=0))
-               for k in ("face_a", "face_b")]
-    for server in servers:
-        server.__enter__()
-    yield servers
-    for server in servers:
-        server.__exit__(None, None, None)
+def post(server, path, body):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return httpx.post(server["url"] + path, content=data, timeout=60)
 
 
-def predict(url, body, model="toy", path=None, **kwargs):
-    target = "%s/v1/models/%s%s" % (url, model, path or ":predict")
-    if isinstance(body, (bytes, str)) or hasattr(body, "__next__"):  # raw or chunked body
-        return httpx.post(target, content=body, timeout=60, **kwargs)
-    return httpx.post(target, json=body, timeout=60, **kwargs)
+# -- TF Serving's REST document (g3doc/api_rest.md) ---------------------------------------------
+
+def test_rest_document_examples(server):
+    status = httpx.get(server["url"] + "/v1/models/" + THREE).json()
+    assert status == {"model_version_status": [{"version": "123", "state": "AVAILABLE", "status":
+                                                {"error_code": "OK", "error_message": ""}}]}
+    reply = post(server, "/v1/models/%s:predict" % THREE, {"instances": [1.0, 2.0, 5.0]})
+    assert reply.json() == {"predictions": [3.5, 4.0, 5.5]}
+    reply = post(server, "/v1/models/%s:regress" % THREE,
+                 {"signature_name": "tensorflow/serving/regress",
+                  "examples": [{"x": 1.0}, {"x": 2.0}]})
+    assert reply.json() == {"results": [3.5, 4.0]}
+    reply = post(server, "/v1/models/half:predict", {"instances": [1.0, 5.0]})
+    assert reply.status_code == 404 and reply.headers["content-type"] == "application/json"
+    assert reply.json() == {"error": "Servable not found for request: Latest(half)"}
+    # A shape-less input takes a scalar too; unknown top-level keys are ignored.
+    assert post(server, "/v1/models/%s:predict" % THREE, {"inputs": 1.0, "x": 1}).json() == {
+        "outputs": 3.5}
 
 
-# -- status, metadata, predict, classify ---------------------------------------------------------
+# -- TF Serving's HTTP handler tests (http_rest_api_handler_test.cc) ----------------------------
 
-def test_status_metadata_and_openapi(classifier):
-    status = httpx.get(classifier + "/v1/models/toy").json()
-    assert status == {"model_version_status": [{"version": "1", "state": "AVAILABLE", "status": {
+@pytest.mark.parametrize("method, path, message", [
+    ("GET", "/v1/foo", "Malformed request"), ("POST", "/v1/foo", "Malformed request"),
+    ("GET", "/v1/models", "Missing model name"),
+    ("GET", "/v1/models/debug/model_name", "Malformed request"),
+    ("POST", "/v1/models", "Malformed request"),
+    ("GET", "/v1/models/foo:predict", "Malformed request"),
+    ("GET", "/v1/models/foo/version/50:predict", "Malformed request"),
+    ("POST", "/v1/models/foo/version/50:regress", "Malformed request"),
+    ("POST", "/v1/models/foo/versions/HELLO:regress", "Malformed request"),
+    ("POST", "/v1/models/foo/versions/18446744073709551615:regress",
+     "Failed to convert version"),
+    ("POST", "/v1/models/foo/metadata", "Malformed request"),
+    ("POST", "/v1/models/foo/label/some_label:regress", "Malformed request"),
+    ("POST", "/v1/models/foo/versions/50/labels/some_label:regress", "Malformed request"),
+    ("POST", "/v1/models/foo/versions/some_label:regress", "Malformed request"),
+    ("PUT", "/v1/models/%s" % TWO, "Malformed request"),
+    ("DELETE", "/v1/models/%s:predict" % TWO, "Malformed request"),
+    ("GET", "/v1/models/%s/versions/%%C2%%B2" % TWO, "Malformed request"),
+])
+def test_unsupported_api_calls_are_400(server, method, path, message):
+    reply = httpx.request(method, server["url"] + path, timeout=30)
+    assert reply.status_code == 400 and message in reply.json()["error"]
+
+
+def test_handler_test_predict_regress_classify_status(server):
+    url = "/v1/models/" + TWO
+    for path, status in [("/v1/models/foo:predict", 404), ("/v1/models/foo/versions/50:predict",
+                                                           404),
+                         (url + "/versions/99:predict", 404)]:
+        assert post(server, path, {"instances": [1]}).status_code == status
+    assert "JSON Parse error: The document is empty" in post(server, url + ":predict",
+                                                             b"").json()["error"]
+    assert "not of expected type: float" in post(server, url + ":predict", {
+        "instances": ["x", "y"]}).json()["error"]
+    reply = post(server, url + "/labels/Version_Nonexistent:predict", {"instances": ["x"]})
+    assert reply.status_code == 400 and "Unrecognized servable version label" in reply.text
+    assert "'signature_name' key must be a string value." in post(
+        server, url + ":predict", {"signature_name": 100}).json()["error"]
+    # Shapes are not checked against the signature's ([-1, 1]), as in TF Serving.
+    assert post(server, url + ":predict", {"instances": [[1.0, 2.0], [3.0, 4.0]]}).json() == {
+        "predictions": [[2.5, 3.0], [3.5, 4.0]]}
+    for prefix in (url + "/versions/123", url + "/labels/Version_Label"):
+        assert post(server, prefix + ":predict", {"instances": [1.0, 2.0]}).json() == {
+            "predictions": [2.5, 3.0]}
+        assert post(server, prefix + ":regress", {"signature_name": "regress_x_to_y", "examples": [
+            {"x": 80.0}]}).json() == {"results": [42.0]}
+    assert post(server, url + ":predict", {"signature_name": "serving_default",
+                                           "inputs": [3.0, 4.0]}).json() == {"outputs": [3.5, 4.0]}
+    assert post(server, url + ":classify", {"signature_name": "classify_x_to_y", "examples": [
+        {"x": 20.0}]}).json() == {"results": [[["", 12.0]]]}
+    want = {"model_version_status": [{"version": "123", "state": "AVAILABLE", "status": {
         "error_code": "OK", "error_message": ""}}]}
-    assert httpx.get(classifier + "/v1/models/toy/versions/1").json() == status
-    meta = httpx.get(classifier + "/v1/models/toy/metadata").json()
-    assert meta["model_spec"] == {"name": "toy", "signature_name": "", "version": "1"}
+    for path in ("", "/versions/123", "/labels/Version_Label"):
+        assert httpx.get(server["url"] + url + path).json() == want
+    assert httpx.get(server["url"] + url + "/versions/124").status_code == 404
+
+
+def test_metadata_has_every_field_as_tf_serving_writes_it(server):
+    meta = httpx.get(server["url"] + "/v1/models/%s/metadata" % TWO).json()
+    assert meta["model_spec"] == {"name": TWO, "signature_name": "", "version": "123"}
     sigs = meta["metadata"]["signature_def"]["signature_def"]
-    assert sorted(sigs) == ["predict_images", "serving_default"]
-    image_bytes = sigs["serving_default"]["inputs"]["image_bytes"]
-    assert image_bytes["dtype"] == "DT_STRING"
-    assert image_bytes["tensor_shape"]["dim"] == [{"size": "-1"}]
-    assert sorted(sigs["serving_default"]["outputs"]) == [
-        "classes", "probabilities", "top_k_classes"]
-    assert sigs["serving_default"]["outputs"]["classes"]["dtype"] == "DT_INT64"
-    assert sigs["predict_images"]["inputs"]["images"]["dtype"] == "DT_FLOAT"
-    assert httpx.get(classifier + "/v1/models/toy/versions/1/metadata").json() == meta
-    paths = httpx.get(classifier + "/openapi.json").json()["paths"]
-    assert "/v1/models/{model_name}:predict" in paths
-    assert "/v1/models/{model_name}/versions/{version}:classify" in paths
+    assert set(sigs) == {"regress_x_to_y", "regress_x_to_y2", "regress_x2_to_y3",
+                         "classify_x_to_y", "serving_default"}
+    assert sigs["serving_default"] == {
+        "inputs": {"x": {"dtype": "DT_FLOAT", "name": "x:0", "tensor_shape": {
+            "dim": [{"size": "-1", "name": ""}, {"size": "1", "name": ""}],
+            "unknown_rank": False}}},
+        "outputs": {"y": {"dtype": "DT_FLOAT", "name": "y:0", "tensor_shape": {
+            "dim": [{"size": "-1", "name": ""}, {"size": "1", "name": ""}],
+            "unknown_rank": False}}},
+        "method_name": "tensorflow/serving/predict", "defaults": {}}
+    assert sigs["classify_x_to_y"]["inputs"]["inputs"]["tensor_shape"] == {
+        "dim": [], "unknown_rank": True}
 
 
-def test_predict_row_and_columnar_formats_equal_the_saved_model(classifier, models):
-    images = [make_image(i) for i in range(3)] + [make_image(9, fmt="PNG")]
-    want = direct_images(models["toy"], images)
-    bare = predict(classifier, {"instances": [b64(x) for x in images]})
-    named = predict(classifier, {"instances": [{"image_bytes": b64(x)} for x in images],
-                                 "signature_name": "serving_default"})
-    for reply in (bare, named):
-        assert reply.status_code == 200, reply.text
-        rows = reply.json()["predictions"]
-        assert [r["classes"] for r in rows] == want["classes"].tolist()
-        assert [r["top_k_classes"] for r in rows] == want["top_k_classes"].tolist()
-        assert_close([r["probabilities"] for r in rows], want["probabilities"])
-    columnar = predict(classifier, {"inputs": {"image_bytes": [b64(x) for x in images]}})
-    outputs = columnar.json()["outputs"]
-    assert outputs["classes"] == want["classes"].tolist()
-    assert_close(outputs["probabilities"], want["probabilities"])
-    versioned = predict(classifier, {"inputs": [b64(x) for x in images]},
-                        path="/versions/1:predict")
-    assert versioned.json()["outputs"]["classes"] == want["classes"].tolist()
+# -- gRPC: the tensorflow-serving-api client on every RPC --------------------------------------
+
+def test_grpc_prediction_service(server):
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(server["channel"])
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = TWO
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto([[1.0], [2.0]], dtype=tf.float32))
+    reply = stub.Predict(request, timeout=30)
+    assert list(reply.outputs["y"].float_val) == [2.5, 3.0]
+    assert reply.model_spec.version.value == 123
+    assert reply.model_spec.signature_name == "serving_default"
+    request.model_spec.version_label = "Version_Label"
+    assert tf.make_ndarray(stub.Predict(request, timeout=30).outputs["y"]).tolist() == [[2.5],
+                                                                                        [3.0]]
+    request.output_filter.append("nope")
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Predict(request, timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "output tensor alias not found" in err.value.details()
+
+    classify = classification_pb2.ClassificationRequest()
+    classify.model_spec.name = TWO
+    classify.model_spec.signature_name = "classify_x_to_y"
+    classify.input.example_list.examples.add().features.feature["x"].float_list.value.append(10)
+    result = stub.Classify(classify, timeout=30).result
+    assert [(c.label, c.score) for c in result.classifications[0].classes] == [("", 7.0)]
+
+    regress = regression_pb2.RegressionRequest()
+    regress.model_spec.name = TWO
+    regress.model_spec.signature_name = "regress_x_to_y2"
+    context = regress.input.example_list_with_context
+    context.context.features.feature["x"].float_list.value.append(4.0)
+    context.examples.add()
+    assert [r.value for r in stub.Regress(regress, timeout=30).result.regressions] == [5.0]
+
+    multi = inference_pb2.MultiInferenceRequest()
+    for method, signature in (("tensorflow/serving/classify", "classify_x_to_y"),
+                              ("tensorflow/serving/regress", "regress_x_to_y2")):
+        task = multi.tasks.add()
+        task.model_spec.name = TWO
+        task.model_spec.signature_name = signature
+        task.method_name = method
+    multi.input.example_list.examples.add().features.feature["x"].float_list.value.append(2.0)
+    results = stub.MultiInference(multi, timeout=30).results
+    assert results[0].classification_result.classifications[0].classes[0].score == 3.0
+    assert results[1].regression_result.regressions[0].value == 4.0
+
+    meta = get_model_metadata_pb2.GetModelMetadataRequest()
+    meta.model_spec.name = THREE
+    meta.metadata_field.append("signature_def")
+    reply = stub.GetModelMetadata(meta, timeout=30)
+    defs = get_model_metadata_pb2.SignatureDefMap()
+    reply.metadata["signature_def"].Unpack(defs)
+    assert set(defs.signature_def) == {"serving_default", "tensorflow/serving/regress"}
+    request.model_spec.name = "nope"
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Predict(request, timeout=30)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_float_image_signature(classifier, models):
-    rng = np.random.RandomState(3)
-    batch = rng.uniform(0, 255, size=(2, 12, 10, 3)).astype(np.float32)
-    want = direct(models["toy"], "predict_images", images=batch)
-    reply = predict(classifier, {"signature_name": "predict_images",
-                                 "instances": batch.tolist()})
-    assert reply.status_code == 200, reply.text
-    rows = reply.json()["predictions"]
-    assert [r["classes"] for r in rows] == want["classes"].tolist()
-    assert_close([r["probabilities"] for r in rows], want["probabilities"])
+def test_grpc_model_service_status_and_reload(server):
+    stub = model_service_pb2_grpc.ModelServiceStub(server["channel"])
+    status = get_model_status_pb2.GetModelStatusRequest()
+    status.model_spec.name = TWO
+    reply = stub.GetModelStatus(status, timeout=30)
+    assert [(s.version, s.state) for s in reply.model_version_status] == [
+        (123, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
+    # Reload: serve version 124 of half_plus_two as well, drop the toy model.
+    from google.protobuf import text_format
+    reload = model_management_pb2.ReloadConfigRequest()
+    text_format.Parse("""model_config_list {
+      config { name: "%s" base_path: "%s" model_platform: "tensorflow"
+               model_version_policy { all {} } }
+      config { name: "%s" base_path: "%s" model_platform: "tensorflow" } }"""
+                      % (TWO, server["root"] / TWO, THREE,
+                         server["root"] / THREE), reload.config)
+    toy = reload.config.model_config_list.config  # ... and the toy model, dropped
+    assert len(toy) == 2
+    assert stub.HandleReloadConfigRequest(reload, timeout=120).status.error_code == 0
+    reply = stub.GetModelStatus(status, timeout=30)
+    assert [s.version for s in reply.model_version_status] == [124, 123]
+    assert httpx.get(server["url"] + "/v1/models/toy").status_code == 404
+    keep = reload.config.model_config_list.config.add()
+    keep.name, keep.base_path, keep.model_platform = "toy", os.path.dirname(server["toy"]), \
+        "tensorflow"
+    assert stub.HandleReloadConfigRequest(reload, timeout=120).status.error_code == 0
+    assert httpx.get(server["url"] + "/v1/models/toy").status_code == 200
+    bad = model_management_pb2.ReloadConfigRequest()
+    text_format.Parse('model_config_list { config { name: "x" base_path: "relative" '
+                      'model_platform: "tensorflow" } }', bad.config)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.HandleReloadConfigRequest(bad, timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "absolute path" in err.value.details()
 
 
-def test_classify_ranks_the_top_k_classes(classifier, models):
-    images = [make_image(i) for i in range(10, 13)]
-    want = direct_images(models["toy"], images)
-    reply = predict(classifier, {"examples": [{"image_bytes": b64(x)} for x in images]},
-                    path=":classify")
-    assert reply.status_code == 200, reply.text
-    results = reply.json()["results"]
-    for ranked, top, probs in zip(results, want["top_k_classes"], want["probabilities"]):
-        assert [int(label) for label, _ in ranked] == top.tolist()
-        assert_close([score for _, score in ranked], probs)
-    classifier_client = ImageClassifier("toy", labels={int(c): "class-%d" % c for c in range(5)})
-    classifier_client.connect(classifier.split("://")[1])
-    ranked = classifier_client.classify(images, top_k=2)
-    classifier_client.close()
-    assert [[p.class_id for p in r] for r in ranked] == want["top_k_classes"][:, :2].tolist()
-    assert ranked[0][0].label == "class-%d" % want["top_k_classes"][0, 0]
-    assert ranked[0][0].score == pytest.approx(float(want["probabilities"][0].max()), rel=1e-5)
+# -- the toy image classifier: batching, classify extension, image limits, metrics --------------
+
+def test_concurrent_image_requests_merge_and_classify_ranks_classes(server):
+    import concurrent.futures
+    images = [image_bytes(i) for i in range(12)]
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        replies = list(pool.map(lambda img: post(server, "/v1/models/toy:predict", {
+            "instances": [b64(img)]}), images))
+    assert all(r.status_code == 200 for r in replies), [r.text for r in replies][:2]
+    alone = [post(server, "/v1/models/toy:predict", {"instances": [b64(img)]}).json()
+             for img in images[:3]]
+    for got, want in zip(replies, alone):
+        np.testing.assert_allclose(got.json()["predictions"][0]["probabilities"],
+                                   want["predictions"][0]["probabilities"], rtol=1e-5)
+    ranked = post(server, "/v1/models/toy:classify", {"examples": [
+        {"image_bytes": b64(images[0])}]}).json()["results"][0]
+    assert [int(label) for label, _ in ranked] == alone[0]["predictions"][0]["top_k_classes"]
+    text = httpx.get(server["url"] + "/monitoring/prometheus/metrics").text
+    assert ':tensorflow:serving:request_count{model_name="toy",status="OK"}' in text
+    assert ':tensorflow:serving:request_latency_bucket{model_name="toy",API="predict",' \
+           'entrypoint="REST",le="10"}' in text
+    assert ":tensorflow:serving:batching_session:processed_batch_size_count" in text
+    assert ':fastnn:serving:model_version_state{model_name="toy",version="1",' \
+           'state="AVAILABLE"} 1' in text
 
 
-def test_concurrent_clients_get_their_own_results_from_merged_batches(classifier, models):
-    images = [make_image(100 + i, size=(16 + i % 5, 20)) for i in range(24)]
-    want = direct_images(models["toy"], images)
-    batches0 = metric(classifier, "fastnn_serving_model_batches_total")
-    requests0 = metric(classifier, "fastnn_serving_model_requests_total")
-    barrier = threading.Barrier(len(images))
-    http = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=32))
-
-    def one(i):
-        barrier.wait()
-        return http.post(classifier + "/v1/models/toy:predict",
-                         json={"instances": [{"image_bytes": b64(images[i])}]})
-
-    with concurrent.futures.ThreadPoolExecutor(len(images)) as pool:
-        replies = list(pool.map(one, range(len(images))))
-    for i, reply in enumerate(replies):
-        assert reply.status_code == 200, reply.text
-        row = reply.json()["predictions"][0]
-        assert row["classes"] == want["classes"][i]
-        assert_close(row["probabilities"], want["probabilities"][i])
-    batches = metric(classifier, "fastnn_serving_model_batches_total") - batches0
-    answered = metric(classifier, "fastnn_serving_model_requests_total") - requests0
-    assert answered == len(images)
-    assert batches < answered, "no request was merged into another's batch"
-
-    # A bad image in the same wave fails alone; its batch mates still get their answers.
-    barrier = threading.Barrier(8)
-    wave = [b64(images[i]) for i in range(7)] + [b64(b"this is not an image")]
-
-    def mixed(i):
-        barrier.wait()
-        return http.post(classifier + "/v1/models/toy:predict", json={"instances": [wave[i]]})
-
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(mixed, range(8)))
-    http.close()
-    assert replies[-1].status_code == 400
-    assert "Unknown image file format" in replies[-1].json()["error"]
-    for i, reply in enumerate(replies[:-1]):
-        assert reply.status_code == 200, reply.text
-        assert_close(reply.json()["predictions"][0]["probabilities"], want["probabilities"][i])
+def huge_png():
+    import struct
+    import zlib
+    ihdr = struct.pack(">IIBBBBB", 12000, 12000, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
+            + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)) + b"\x00" * 64)
 
 
-# -- bad input -----------------------------------------------------------------------------------
+# -- no request gets a 5xx ---------------------------------------------------------------------
 
-def _oversized():
-    return json.dumps({"instances": [b64(os.urandom(MAX_REQUEST_BYTES))]})
-
-
-def _chunked_oversized():
-    body = _oversized().encode()
-    for start in range(0, len(body), 8192):  # a generator: sent chunked, without Content-Length
-        yield body[start:start + 8192]
-
-
-BAD_REQUESTS = [
-    ("not an image", {"instances": [b64(b"definitely not an image")]}, ":predict", 400,
-     "Unknown image file format"),
-    ("bad base64", {"instances": [{"b64": "@@not base64@@"}]}, ":predict", 400, "invalid base64"),
-    ("wrong shape", {"signature_name": "predict_images", "instances": [[[1.0, 2.0, 3.0]]]},
-     ":predict", 400, "has shape [1, 1, 3] but the signature expects DT_FLOAT [-1, -1, -1, 3]"),
-    ("wrong dtype", {"signature_name": "predict_images", "instances": [[[["a", "b", "c"]]]]},
-     ":predict", 400, "takes DT_FLOAT numbers; got strings"),
-    ("number for bytes", {"instances": [42]}, ":predict", 400, "takes strings"),
-    ("malformed json", b'{"instances": [', ":predict", 400, "not valid JSON"),
-    ("not an object", b"[1, 2]", ":predict", 400, "must be a JSON object"),
-    ("empty body", b"", ":predict", 400, "body is empty"),
-    ("both formats", {"instances": [], "inputs": []}, ":predict", 400, "exactly one"),
-    ("unknown input", {"instances": [{"img": b64(b"x")}]}, ":predict", 400, "unknown input(s)"),
-    ("unknown signature", {"signature_name": "nope", "instances": [b64(b"x")]}, ":predict", 400,
-     "has no signature 'nope'; it has: predict_images, serving_default"),
-    ("empty instances", {"instances": []}, ":predict", 400, "\"instances\" is empty"),
-    ("oversized", _oversized, ":predict", 413, "larger than the server's limit of 100000 bytes"),
-    ("oversized chunked", _chunked_oversized, ":predict", 413, "larger than the server's limit"),
-    ("unknown version", {"instances": [b64(b"x")]}, "/versions/7:predict", 404,
-     "not being served (no such version)"),
-    ("bad version", {"instances": [b64(b"x")]}, "/versions/x1:predict", 400,
-     "version must be a number"),
-    ("unsupported method", {"examples": []}, ":regress", 400, "answers :predict and :classify"),
-    ("classify without examples", {"instances": []}, ":classify", 400, "unknown field"),
-]
-
-
-@pytest.mark.parametrize("body, path, status, message",
-                         [case[1:] for case in BAD_REQUESTS], ids=[c[0] for c in BAD_REQUESTS])
-def test_bad_request_is_refused_and_the_server_keeps_serving(classifier, models, body, path,
-                                                             status, message):
-    reply = predict(classifier, body() if callable(body) else body, path=path)
-    assert reply.status_code == status, reply.text
-    assert message in reply.json()["error"]
-    good = make_image(7)
-    after = predict(classifier, {"instances": [b64(good)]})
-    assert after.status_code == 200
-    assert after.json()["predictions"][0]["classes"] == \
-        direct_images(models["toy"], [good])["classes"][0]
-
-
-def test_unknown_model_and_route_are_404(classifier):
-    reply = predict(classifier, {"instances": []}, model="other")
-    assert reply.status_code == 404
-    assert reply.json()["error"] == "model 'other' is not served here; this server serves 'toy'"
-    assert httpx.get(classifier + "/v1/models/other").status_code == 404
-    assert httpx.get(classifier + "/v1/models/toy/versions/3").json()["error"] == \
-        "model 'toy' has no version 3; known versions: 1"
-    assert "no route" in httpx.get(classifier + "/v2/nothing").json()["error"]
+def malformed_corpus():
+    """(method, path, body) triples written from TF Serving's REST spec: every one is wrong."""
+    two, toy = "/v1/models/%s" % TWO, "/v1/models/toy"
+    deep = b'{"instances": ' + b"[" * 100000 + b"]" * 100000 + b"}"
+    deep_ok_json = {"inputs": json.loads("[" * 40 + '"a"' + "]" * 40)}
+    corpus = [
+        ("POST", two + ":predict", deep), ("POST", two + ":predict", b"{" * 50000),
+        ("POST", toy + ":predict", deep_ok_json),
+        ("POST", toy + ":predict", {"instances": json.loads("[" * 34 + '"x"' + "]" * 34)}),
+        ("POST", two + ":classify", {"signature_name": "classify_x_to_y",
+                                     "examples": [{"x": 2 ** 63}]}),
+        ("GET", two + "/versions/%C2%B2", b""), ("GET", two + "/versions/\u00b2", b""),
+        ("POST", two + "/versions/%C2%B2:predict", {"instances": [1.0]}),
+        ("POST", two + "/versions/99999999999999999999:predict", {"instances": [1.0]}),
+        ("POST", two + ":predict", b"\xff\xfe\x00{"), ("POST", two + ":predict", b"\x00" * 100),
+        ("POST", two + ":predict", '{"instances": ["\\ud800"]}'),
+        ("POST", two + ":predict", {"instances": [None]}),
+        ("POST", two + ":predict", {"instances": [{"b64": "aGk="}]}),
+        ("POST", two + ":predict", {"instances": [[1.0], "a"]}),
+        ("POST", two + ":predict", {"inputs": {"x": {"b64": 5}}}),
+        ("POST", two + ":predict", {"signature_name": "nope", "instances": [1.0]}),
+        ("POST", two + ":predict", {"signature_name": "__saved_model_init_op", "instances": [1]}),
+        ("POST", two + ":predict", {"signature_name": "classify_x_to_y",
+                                    "instances": [[1.0, 2.0]]}),
+        ("POST", two + ":regress", {"signature_name": "regress_x2_to_y3",
+                                    "examples": [{"x2": 1.0}]}),
+        ("POST", two + ":regress", {"signature_name": "serving_default",
+                                    "examples": [{"x": 1.0}]}),
+        ("POST", two + ":classify", {"examples": [{"x": 1.0}]}),
+        ("POST", two + ":classify", {"signature_name": "classify_x_to_y",
+                                     "examples": [{"y": 1.0}]}),
+        ("POST", two + ":classify", {"signature_name": "classify_x_to_y", "context": 5,
+                                     "examples": [{}]}),
+        ("POST", two + ":classify", {"examples": "x"}),
+        ("POST", two + ":CLASSIFY", {"examples": [{}]}),
+        ("POST", toy + ":predict", {"instances": [b64(b"not an image")]}),
+        ("POST", toy + ":predict", {"instances": [{"b64": "!!!"}]}),
+        ("POST", toy + ":predict", {"instances": [b64(huge_png())]}),
+        ("POST", toy + ":classify", {"examples": [{"image_bytes": b64(huge_png())}]}),
+        ("POST", toy + ":predict", {"signature_name": "predict_images",
+                                    "instances": [[[[1.0, 2.0]]]]}),
+        ("POST", toy + ":predict", {"signature_name": "predict_images",
+                                    "inputs": [[[[1.0, 2.0, 3.0]]], [[[1.0]]]]}),
+        ("POST", toy + ":predict", b'{"instances": [' + b"1.0," * 600000 + b"1.0]}"),
+        ("POST", toy + ":predict", {"instances": [b64(image_bytes(1))] * 17}),
+        ("PATCH", toy, b""), ("HEAD", toy, b""), ("OPTIONS", toy, b""),
+        ("POST", "/v1/models/%2F:predict", {"instances": [1]}),
+        ("GET", "/v1/models/a%00b", b""), ("GET", "/nowhere", b""),
+        ("POST", "/monitoring/prometheus/metrics", b"x"),
+    ]
+    return corpus
 
 
-# -- clients -------------------------------------------------------------------------------------
-
-def test_face_service_round_robin_over_servers(face_servers, models):
-    images = [make_image(200 + i) for i in range(3)]
-    want_a = direct_images(models["face_a"], images)["embeddings"]
-    want_b = direct_images(models["face_b"], images)["embeddings"]
-    assert not np.allclose(want_a, want_b)
-    fc = FaceService()
-    fc.connect(face_servers[0].address)
-    fc.connect(face_servers[1].address)
-    for want in (want_a, want_b, want_a):
-        embeddings = fc.encode(images)
-        assert len(embeddings) == 3 and embeddings[0].dtype == np.float32
-        assert_close(np.stack(embeddings), want)
-    fc.close()
-
-    # Longer lists are split into requests of batch_size, each to the next server.
-    fc = FaceService(batch_size=2)
-    fc.connect(face_servers[0].address)
-    fc.connect(face_servers[1].address)
-    embeddings = np.stack(fc.encode(images))
-    fc.close()
-    assert_close(embeddings[:2], want_a[:2])
-    assert_close(embeddings[2:], want_b[2:])
+def test_malformed_requests_get_4xx_and_the_server_keeps_answering(server):
+    failures = []
+    with httpx.Client(timeout=60) as http:
+        for method, path, body in malformed_corpus():
+            data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+            reply = http.request(method, server["url"] + path, content=data)
+            ok = 400 <= reply.status_code < 500 or (method == "OPTIONS"
+                                                     and reply.status_code == 400)
+            if method != "HEAD":
+                ok = ok and "error" in reply.json()
+            if not ok:
+                failures.append((method, path, str(body)[:60], reply.status_code, reply.text[:200]))
+    assert not failures, failures
+    assert post(server, "/v1/models/%s:predict" % THREE, {"instances": [1.0]}).json() == {
+        "predictions": [3.5]}
 
 
-def test_face_service_skips_a_dead_server_and_reports_when_none_answers(face_servers, models):
-    image = make_image(300)
-    fc = FaceService(timeout=5)
-    fc.connect("127.0.0.1:%d" % free_port())
-    fc.connect(face_servers[0].address)
-    for _ in range(2):
-        assert_close(fc.encode([image])[0],
-                     direct_images(models["face_a"], [image])["embeddings"][0])
-    fc.close()
-    dead = FaceService(timeout=5)
-    dead.connect("127.0.0.1:%d" % free_port())
-    with pytest.raises(ServingError, match="no server could answer"):
-        dead.encode([image])
-    with pytest.raises(ServingError, match="not connected"):
-        FaceService().encode([image])
-    with pytest.raises(TypeError, match="image 0 is str"):
-        FaceService().encode(["a.jpg"])
+def test_stalled_clients_are_dropped(server):
+    host, port = server["url"][len("http://"):].split(":")
+    stalled = []
+    for partial in (b"POST /v1/models/toy:pred", b"POST /v1/models/toy:predict HTTP/1.1\r\n"
+                    b"Host: x\r\nContent-Length: 100\r\n\r\n{\"inst"):
+        sock = socket.create_connection((host, int(port)))
+        sock.sendall(partial)
+        stalled.append(sock)
+    time.sleep(2.5)  # --rest_api_read_timeout_in_ms=1500
+    for sock in stalled:
+        sock.settimeout(5)
+        data = sock.recv(4096)
+        assert data == b"" or b"408" in data.split(b"\r\n")[0], data
+        sock.close()
 
 
-def test_embedding_models_return_embeddings_not_classes(face_servers, classifier):
-    reply = predict(face_servers[0].url, {"examples": [{"image_bytes": b64(make_image(1))}]},
-                    model="face", path=":classify")
-    assert reply.status_code == 400
-    assert "it returns embeddings, not classes" in reply.json()["error"]
-    fc = FaceService(model_name="toy")
-    fc.connect(classifier.split("://")[1])
-    with pytest.raises(ServingError, match="no 'embeddings' output .*use ImageClassifier"):
-        fc.encode([make_image(1)])
-    fc.close()
-    with ServingClient(face_servers[0].address, "face") as client:
-        assert client.status()[0]["state"] == "AVAILABLE"
-        assert list(client.metadata()["serving_default"]["outputs"]) == ["embeddings"]
-        with pytest.raises(ServingError) as err:
-            client.predict(instances=[b64(b"junk")])
-        assert err.value.status_code == 400 and "Unknown image file format" in str(err.value)
-
-
-def test_command_line_client(face_servers, classifier, models, tmp_path, capsys):
-    from images.serving.client.__main__ import main as client_main
-    files = []
-    for i in range(3):
-        path = tmp_path / ("img%d.jpg" % i)
-        path.write_bytes(make_image(400 + i))
-        files.append(str(path))
-    images = [open(f, "rb").read() for f in files]
-    labels = tmp_path / "labels.txt"
-    labels.write_text("".join("%d:name%d\n" % (i, i) for i in range(5)))
-
-    # Once as users type it; the other cases call the same main() in this process.
-    proc = run_script(["-m", "images.serving.client", "classify", "--server",
-                       classifier.split("://")[1], "--model_name", "toy", "--labels",
-                       str(labels), "--top_k", "2"] + files)
-    rows = [json.loads(line) for line in proc.stdout.splitlines()]
-    want = direct_images(models["toy"], images)
-    assert [r["file"] for r in rows] == files
-    for row, top in zip(rows, want["top_k_classes"]):
-        assert [c["class_id"] for c in row["classes"]] == top[:2].tolist()
-        assert [c["label"] for c in row["classes"]] == ["name%d" % c for c in top[:2]]
-
-    client_main(["embed", "--server", face_servers[0].address, "--server",
-                 face_servers[1].address, "--model_name", "face", "--batch_size", "2"] + files)
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["file"] for r in rows] == files
-    assert_close([r["embedding"] for r in rows[:2]],
-                 direct_images(models["face_a"], images[:2])["embeddings"])
-    assert_close([r["embedding"] for r in rows[2:]],
-                 direct_images(models["face_b"], images[2:])["embeddings"])
-
-    with pytest.raises(SystemExit, match="model 'nope' is not served here"):
-        client_main(["embed", "--server", face_servers[0].address, "--model_name", "nope",
-                     files[0]])
-    with pytest.raises(SystemExit, match="cannot read .*absent.jpg"):
-        client_main(["embed", "--server", face_servers[0].address, "--model_name", "face",
-                     str(tmp_path / "absent.jpg")])
-
-
-# -- operations: reload, queue bound, shutdown, start-up errors ----------------------------------
-
-def test_new_version_is_loaded_while_the_old_keeps_serving(tmp_path):
-    base, staging = str(tmp_path / "model"), str(tmp_path / "staging")
-    v1 = save_toy_model(base, 1, seed=11)
-    v2_staged = save_toy_model(staging, 2, seed=12)
-    images = [make_image(500 + i) for i in range(2)]
-    want1 = direct_images(v1, images)["probabilities"]
-    want2 = direct_images(v2_staged, images)["probabilities"]
-    assert not np.allclose(want1, want2)
-    manager = ModelManager("toy", base, batching=BatchingOptions(True, batch_timeout_s=0.002),
-                           poll_seconds=0.1)
-    with ThreadServer(manager) as server:
-        replies, stop = [], threading.Event()
-
-        def hammer():
-            with httpx.Client(timeout=60) as http:
-                while not stop.is_set():
-                    replies.append(http.post(server.url + "/v1/models/toy:predict",
-                                             json={"instances": [b64(x) for x in images]}))
-
-        thread = threading.Thread(target=hammer)
-        thread.start()
-        time.sleep(0.3)
-        shutil.copytree(v2_staged, os.path.join(base, "2"))  # not atomic: files land one by one
-        deadline = time.monotonic() + 60
-        states = {}
-        while time.monotonic() < deadline:
-            states = {s["version"]: s["state"] for s in
-                      httpx.get(server.url + "/v1/models/toy").json()["model_version_status"]}
-            if states == {"2": "AVAILABLE", "1": "END"}:
-                break
-            time.sleep(0.1)
-        time.sleep(0.3)
-        stop.set()
-        thread.join()
-        assert states == {"2": "AVAILABLE", "1": "END"}
-        assert replies and all(r.status_code == 200 for r in replies), \
-            [r.text for r in replies if r.status_code != 200][:3]
-        seen = []
-        for reply in replies:
-            probs = np.array([p["probabilities"] for p in reply.json()["predictions"]])
-            matches = [v for v, want in ((1, want1), (2, want2))
-                       if np.allclose(probs, want, rtol=1e-5, atol=1e-6)]
-            assert len(matches) == 1
-            seen.append(matches[0])
-        assert seen[0] == 1 and seen[-1] == 2 and seen == sorted(seen)
-
-        # A broken version is reported and the good one keeps serving.
-        os.makedirs(os.path.join(base, "3"))
-        with open(os.path.join(base, "3", "saved_model.pb"), "wb") as f:
-            f.write(b"not a protobuf")
-        deadline = time.monotonic() + 30
-        status3 = None
-        while time.monotonic() < deadline:
-            replies3 = httpx.get(server.url + "/v1/models/toy/versions/3")
-            if replies3.status_code == 200:
-                status3 = replies3.json()["model_version_status"][0]
-                if status3["state"] == "END":
-                    break
-            time.sleep(0.1)
-        assert status3 is not None and status3["state"] == "END"
-        assert status3["status"]["error_code"] != "OK" and "3" in status3["status"][
-            "error_message"]
-        reply = predict(server.url, {"instances": [b64(x) for x in images]})
-        assert_close([p["probabilities"] for p in reply.json()["predictions"]], want2)
-        old = predict(server.url, {"instances": [b64(images[0])]}, path="/versions/1:predict")
-        assert old.status_code == 404 and "its state is END" in old.json()["error"]
-
-
-def test_full_queue_answers_503(models):
-    manager = ModelManager("toy", os.path.dirname(models["toy"]), poll_seconds=0,
-                           batching=BatchingOptions(True, max_batch_size=64,
-                                                    batch_timeout_s=4.0, max_enqueued=2,
-                                                    num_threads=1))
-    with ThreadServer(manager) as server:
-        body = {"instances": [b64(make_image(1))]}
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            waiting = [pool.submit(predict, server.url, body) for _ in range(2)]
-            deadline = time.monotonic() + 10
-            while manager.counters()["waiting"] < 2 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            refused = predict(server.url, body)
-            assert refused.status_code == 503
-            assert "retry later" in refused.json()["error"]
-            assert [f.result().status_code for f in waiting] == [200, 200]
-        assert predict(server.url, body).status_code == 200
-
-
-def test_sigterm_finishes_requests_in_flight(models, tmp_path):
-    proc, url = start_subprocess_server(
-        os.path.dirname(models["toy"]), str(tmp_path / "server.log"),
-        "--enable_batching", "--batch_timeout_micros=3000000", "--max_batch_size=64",
-        "--file_system_poll_wait_seconds=0")
+def test_sigterm_drops_a_stalled_client_without_500(tmp_path):
+    write_all(str(tmp_path))
+    proc, url, _ = start_server(str(tmp_path / "log"), "--model_name=" + THREE,
+                                "--model_base_path=%s" % (tmp_path / THREE),
+                                "--rest_api_read_timeout_in_ms=60000", wait_model=THREE)
     try:
-        image = make_image(600)
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            in_flight = pool.submit(predict, url, {"instances": [b64(image)]})
-            deadline = time.monotonic() + 10
-            while (metric(url, "fastnn_serving_queue_waiting") < 1
-                   and time.monotonic() < deadline):
-                time.sleep(0.02)
-            assert not in_flight.done(), "the request was not held in the batch queue"
-            proc.send_signal(signal.SIGTERM)
-            reply = in_flight.result(30)
-        assert reply.status_code == 200
-        assert_close(reply.json()["predictions"][0]["probabilities"],
-                     direct_images(models["toy"], [image])["probabilities"][0])
-        # uvicorn re-raises the signal once it has shut down cleanly, as the convention is.
-        assert proc.wait(30) in (0, -signal.SIGTERM)
-        assert "Application shutdown complete" in open(str(tmp_path / "server.log")).read()
-        with pytest.raises(httpx.TransportError):
-            httpx.get(url + "/v1/models/toy", timeout=2)
+        host, port = url[len("http://"):].split(":")
+        sock = socket.create_connection((host, int(port)))
+        sock.sendall(b"POST /v1/models/%s:predict HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 100\r\n\r\n{" % THREE.encode())
+        time.sleep(0.3)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        sock.settimeout(10)
+        data = sock.recv(4096)
+        assert b"500" not in data.split(b"\r\n")[0]
+        assert proc.wait(20) in (0, -signal.SIGTERM)
+        assert time.monotonic() - start < 10
     finally:
         if proc.poll() is None:
             proc.kill()
 
 
-def test_start_up_errors_say_what_to_fix(models, tmp_path):
-    with pytest.raises(ModelLoadError, match="does not exist"):
-        ModelManager("m", str(tmp_path / "absent")).start()
-    with pytest.raises(ModelLoadError, match="holds a SavedModel itself.*move it into"):
-        ModelManager("m", models["toy"]).start()
-    with pytest.raises(ModelLoadError, match="no MetaGraph tagged.*--saved_model_tags"):
-        ModelManager("m", os.path.dirname(models["toy"]), tags=["train"]).start()
-    empty = ModelManager("m", str(tmp_path), poll_seconds=0)
-    empty.start()
-    with ThreadServer(empty) as server:
-        reply = predict(server.url, {"instances": []}, model="m")
-        assert reply.status_code == 503 and "no version of model 'm' is loaded yet" in \
-            reply.json()["error"]
-
-
-# -- models written by the project's exporter (images/export.py) ---------------------------------
-
-def _random_checkpoint(model_name, num_classes, path, channels):
-    """A randomly initialised checkpoint of a registry network (the exporter's input)."""
-    import tensorflow.compat.v1 as tf1
-    from images.models import model_factory
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    graph = tf1.Graph()
-    with graph.as_default():
-        tf1.set_random_seed(0)
-        network_fn = model_factory.get_network_fn(model_name, num_classes)
-        size = network_fn.default_image_size
-        network_fn(tf1.placeholder(tf1.float32, [1, size, size, channels]))
-        with tf1.Session() as sess:
-            sess.run(tf1.global_variables_initializer())
-            return tf1.train.Saver().save(sess, path)
-
-
-def test_serves_models_written_by_the_exporter(tmp_path):
-    from images import export
-    lenet_ckpt = _random_checkpoint("lenet", 10, str(tmp_path / "lenet" / "model.ckpt"), 1)
-    lenet = export.export("lenet", lenet_ckpt, str(tmp_path / "served_lenet"), num_classes=10,
-                          channels=1, top_k=3)
-    cifar_ckpt = _random_checkpoint("cifarnet", 10, str(tmp_path / "cifar" / "model.ckpt"), 3)
-    cifar = export.export("cifarnet", cifar_ckpt, str(tmp_path / "served_cifar"), num_classes=0)
-    digits = [make_image(700 + i, size=(28, 28), fmt="PNG") for i in range(3)]
-    photos = [make_image(800 + i, size=(32, 32)) for i in range(3)]
-
-    manager = ModelManager("lenet", str(tmp_path / "served_lenet"), poll_seconds=0)
-    with ThreadServer(manager) as server:
-        want = direct_images(lenet.path, digits)
-        reply = predict(server.url, {"instances": [b64(x) for x in digits]}, model="lenet")
-        assert reply.status_code == 200, reply.text
-        rows = reply.json()["predictions"]
-        assert [r["classes"] for r in rows] == want["classes"].tolist()
-        assert_close([r["probabilities"] for r in rows], want["probabilities"])
-        client = ImageClassifier("lenet")
-        client.connect(server.address)
-        ranked = client.classify(digits)
-        client.close()
-        assert [[p.class_id for p in r] for r in ranked] == want["top_k_classes"].tolist()
-        assert_close([[p.score for p in r] for r in ranked], want["probabilities"])
-        images = np.random.RandomState(0).uniform(-1, 1, (2, 28, 28, 1)).astype(np.float32)
-        reply = predict(server.url, {"signature_name": "predict_images",
-                                     "inputs": {"images": images.tolist()}}, model="lenet")
-        assert_close(reply.json()["outputs"]["probabilities"],
-                     direct(lenet.path, "predict_images", images=images)["probabilities"])
-        wrong_size = predict(server.url, {"signature_name": "predict_images",
-                                          "instances": np.zeros((1, 32, 32, 1)).tolist()},
-                             model="lenet")
-        assert wrong_size.status_code == 400
-        assert "expects DT_FLOAT [-1, 28, 28, 1]" in wrong_size.json()["error"]
-
-    manager = ModelManager("face", str(tmp_path / "served_cifar"), poll_seconds=0)
-    with ThreadServer(manager) as server:
-        fc = FaceService()
-        fc.connect(server.address)
-        embeddings = fc.encode(photos)
-        fc.close()
-        want = direct_images(cifar.path, photos)["embeddings"]
-        assert want.shape == (3, 192)
-        assert_close(np.stack(embeddings), want)
-
-
-def test_face_service_on_an_embedding_model_from_the_largescale_export(tmp_path):
-    """Entry.convert_for_prediction's SavedModel (images/largescale/export.py), served."""
-    import tensorflow.compat.v1 as tf1
-    from images.largescale import checkpoint as ckpt_lib
-    from images.largescale import embedding
-    from images.largescale import export as largescale_export
-    folder = tmp_path / "ckpt"
-    folder.mkdir()
-    with tf1.Graph().as_default():
-        tf1.set_random_seed(0)
-        embedding.build_embedding(tf1.placeholder(tf1.float32, [None, 28, 28, 3]),
-                                  backbone="lenet", emb_size=16, is_training=False)
-        with tf1.Session() as sess:
-            sess.run(tf1.global_variables_initializer())
-            tf1.train.Saver().save(sess, str(folder / ckpt_lib.SHARED_PREFIX),
-                                   write_meta_graph=False)
-    (folder / ckpt_lib.META).write_text(json.dumps({"emb_size": 16, "step": 0}))
-    path = largescale_export.export_saved_model(
-        backbone="lenet", emb_size=16, image_shape=(3, 28, 28), checkpoint=str(folder),
-        export_dir=str(tmp_path / "served"))
-    faces = [make_image(900 + i, size=(28, 28)) for i in range(3)]
-    want = direct_images(path, faces)
-    with ThreadServer(ModelManager("face", str(tmp_path / "served"), poll_seconds=0)) as server:
-        fc = FaceService()
-        fc.connect(server.address)
-        embeddings = np.stack(fc.encode(faces))
-        fc.close()
-        raw_client = FaceService(output_name="raw_embeddings").connect(server.address)
-        raw = np.stack(raw_client.encode(faces))
-        raw_client.close()
-    assert embeddings.shape == (3, 16)
-    assert_close(embeddings, want["embeddings"])
-    assert_close(raw, want["raw_embeddings"])
-    # The default output is the L2-normalised embedding used for cosine verification.
-    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
-    assert_close(embeddings, raw / np.linalg.norm(raw, axis=1, keepdims=True))
+def test_unknown_and_unsupported_flags_are_refused_by_name(tmp_path):
+    for flags, message in [(["--model_base_path=/x", "--no_such_flag=1"], "no_such_flag"),
+                           (["--model_base_path=/x", "--ssl_config_file=/c"], "ssl_config_file"),
+                           (["--model_base_path=/x", "--batching_parameters_file=/b"],
+                            "without setting --enable_batching"),
+                           ([], "Both --model_base_path and --model_config_file are empty")]:
+        proc = subprocess.run([PYTHON, "-m", "images.serving"] + flags, cwd=ROOT,
+                              env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode != 0 and message in proc.stderr + proc.stdout, proc.stderr[-2000:]

@@ -344,7 +344,7 @@ def _instances_to_arrays(instances, signature: Signature):
 def _stack_objects(parts):
     out = np.empty((len(parts),) + parts[0].shape, dtype=object)
     for i, part in enumerate(parts):
-        out[i] = part
+        out[i, ...] = part
     return out
 
 

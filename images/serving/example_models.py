@@ -59,10 +59,11 @@ def half_plus_two(export_dir, b=2.0):
         c = tf.Variable(3.0, name="c")
         serialized = tf.placeholder(tf.string, name="tf_example", shape=None)
         parsed = tf.parse_example(serialized, _feature_spec())
-        x = tf.identity(parsed["x"], name="x")
+        # [-1, 1], as in TF Serving's copy, whatever rank the fed examples have.
+        x = tf.identity(tf.reshape(parsed["x"], [-1, 1]), name="x")
         y = tf.identity(a * x + bias, name="y")
         y2 = tf.identity(a * x + c, name="y2")
-        x2 = tf.identity(parsed["x2"], name="x2")
+        x2 = tf.identity(tf.reshape(parsed["x2"], [-1, 1]), name="x2")
         a2 = tf.Variable(0.5, name="a2")
         c2 = tf.Variable(3.0, name="c2")
         y3 = tf.identity(a2 * x2 + c2, name="y3")

@@ -32,7 +32,10 @@ def is_saved_model_dir(path):
 
 
 def _tensor_spec(key, info) -> TensorSpec:
-    dtype = tf.dtypes.as_dtype(info.dtype)
+    try:
+        dtype = tf.dtypes.as_dtype(info.dtype)
+    except TypeError:  # DT_INVALID: the output of TF2's initializer "signature" is an op
+        dtype = tf.string
     # A TensorInfo without a recorded shape (TF Serving's half_plus_three) says nothing about the
     # rank: it is unknown, not a scalar.
     if not info.HasField("tensor_shape") or info.tensor_shape.unknown_rank:
@@ -113,13 +116,30 @@ class Servable:
             with self._lock:
                 fn = self._callables.get(key)
                 if fn is None:
-                    # A callable runs the fed arrays as they are: like TF Serving's
-                    # Session::Run, no Python-side check of the fed shapes against the
-                    # graph's (the kernels check what they need), and less overhead per call.
-                    fn = self.session.make_callable(list(fetches), feed_list=list(feeds),
-                                                    accept_options=True)
-                    self._callables[key] = fn
+                    fn = self._callables[key] = self._make_callable(feeds, fetches)
         return fn
+
+    def _make_callable(self, feeds, fetches):
+        # The session's C entry point, as TF Serving's Session::Run: the fed arrays go in as they
+        # are, without Session.run's Python-side check of their shapes against the graph's
+        # static shapes (the kernels check what they need; a signature's recorded shape may be
+        # only a hint) and without its conversion to the tensor's dtype (a mismatch is an
+        # InvalidArgument from TensorFlow, as in TF Serving).
+        from tensorflow.python.client import pywrap_tf_session as tf_session
+        feed_outputs = [self.graph.get_tensor_by_name(n)._as_tf_output() for n in feeds]
+        fetch_outputs = [self.graph.get_tensor_by_name(n)._as_tf_output() for n in fetches]
+
+        def run(*arrays, options=None):
+            options_ptr = None
+            if options is not None:
+                options_ptr = tf_session.TF_NewBufferFromString(options.SerializeToString())
+            try:
+                return self.session._call_tf_sessionrun(
+                    options_ptr, dict(zip(feed_outputs, arrays)), fetch_outputs, [], None)
+            finally:
+                if options_ptr is not None:
+                    tf_session.TF_DeleteBuffer(options_ptr)
+        return run
 
     def run(self, signature_name: str, inputs: Dict[str, np.ndarray],
             output_keys: Optional[Sequence[str]] = None,
