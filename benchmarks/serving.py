@@ -68,8 +68,12 @@ def request_body(side, fmt):
 
 
 def start_server(base, model_name, port, batching, log_path):
+    monitoring = os.path.join(os.path.dirname(log_path), "monitoring.config")
+    with open(monitoring, "w") as f:
+        f.write("prometheus_config { enable: true }\n")
     cmd = [sys.executable, "-m", "images.serving", "--model_base_path=" + base,
-           "--model_name=" + model_name, "--host=127.0.0.1", "--port=%d" % port,
+           "--model_name=" + model_name, "--host=127.0.0.1", "--rest_api_port=%d" % port,
+           "--port=%d" % (port + 100), "--monitoring_config_file=" + monitoring,
            "--file_system_poll_wait_seconds=0", "--enable_batching=%s" % str(batching).lower()]
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=log,
@@ -91,9 +95,11 @@ def start_server(base, model_name, port, batching, log_path):
 
 def counters(url):
     values = {}
+    values = {"batches": 0.0, "rows": 0.0}
+    name = ":tensorflow:serving:batching_session:processed_batch_size"
     for line in httpx.get(url + "/monitoring/prometheus/metrics").text.splitlines():
-        for key in ("batches", "rows"):
-            if line.startswith("fastnn_serving_model_%s_total{" % key):
+        for key, suffix in (("batches", "_count{"), ("rows", "_sum{")):
+            if line.startswith(name + suffix):
                 values[key] = float(line.rsplit(" ", 1)[1])
     return values
 
