@@ -1,17 +1,19 @@
 #!/usr/bin/env python
-"""Model server throughput and latency, batching on and off; prints a Markdown table.
+"""Model server throughput and latency, REST and gRPC, batching on and off; prints tables.
 
     python benchmarks/serving.py            # lenet and resnet_v1_50, concurrency 1, 8, 32
     python benchmarks/serving.py --quick    # shorter runs
 
 Each model is exported by the project's exporter (images/export.py) from a randomly initialised
-checkpoint (the weights do not change the cost) and served by ``python -m images.serving`` in a
-subprocess, once with ``--enable_batching`` (other batching flags at their defaults: at most 32
-per call, no added wait) and once without.
-Closed-loop clients (one keep-alive connection each, driven by asyncio in one thread) send one
-encoded image per ``:predict`` request for a fixed time; requests/s counts the requests completed
-in that window, latencies are per request as the client sees them.  "mean batch" is the examples
-per model call, from the server's counters.  Client and server share the machine's cores.
+checkpoint (the weights do not change the cost) and served by two ``python -m images.serving``
+subprocesses at once, one with ``--enable_batching`` (every batching parameter at its default)
+and one without.  Closed-loop clients (driven by asyncio in one thread) send one encoded image
+per request for a fixed time: over REST, one keep-alive connection each posting ``:predict``;
+over gRPC, one channel each calling ``PredictionService/Predict`` with TF Serving's protos.
+Requests/s counts the requests completed in that window, latencies are per request as the client
+sees them.  The windows alternate between the two servers, so a change in the machine's load
+hits both alike; the second table divides batching on by off.  "mean batch" is the examples per
+model call, from the server's counters.  Client and servers share the machine's cores.
 """
 import argparse
 import asyncio
@@ -31,12 +33,15 @@ if ROOT not in sys.path:
 
 from benchmarks.common import print_table  # noqa: E402  (sets TF_CPP_MIN_LOG_LEVEL)
 
+import grpc  # noqa: E402
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
 # model name -> (classes, side of the request image, image format)
 MODELS = {"lenet": (10, 28, "PNG"), "resnet_v1_50": (1000, 224, "JPEG")}
 CONCURRENCY = (1, 8, 32)
+PROTOCOLS = ("REST", "gRPC")
+PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 
 
 def export_model(model_name, num_classes, workdir):
@@ -59,21 +64,40 @@ def export_model(model_name, num_classes, workdir):
     return base
 
 
-def request_body(side, fmt):
+def encoded_image(side, fmt):
+    """A random ``side`` x ``side`` RGB image in format ``fmt`` (PNG, JPEG)."""
     from PIL import Image
     pixels = np.random.RandomState(0).randint(0, 256, (side, side, 3), dtype=np.uint8)
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format=fmt)
-    return json.dumps({"instances": [{"b64": base64.b64encode(buf.getvalue()).decode()}]}).encode()
+    return buf.getvalue()
 
 
-def start_server(base, model_name, port, batching, log_path):
+def request_body(side, fmt):
+    """The REST ``:predict`` body: one image in the row format."""
+    data = base64.b64encode(encoded_image(side, fmt)).decode()
+    return json.dumps({"instances": [{"b64": data}]}).encode()
+
+
+def grpc_request(model_name, side, fmt):
+    """A serialized ``PredictRequest`` with one image as its ``image_bytes`` input."""
+    from tensorflow_serving.apis import predict_pb2
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    tensor = request.inputs["image_bytes"]
+    tensor.dtype = 7  # DT_STRING
+    tensor.tensor_shape.dim.add().size = 1
+    tensor.string_val.append(encoded_image(side, fmt))
+    return request.SerializeToString()
+
+
+def start_server(base, model_name, port, grpc_port, batching, log_path):
     monitoring = os.path.join(os.path.dirname(log_path), "monitoring.config")
     with open(monitoring, "w") as f:
         f.write("prometheus_config { enable: true }\n")
     cmd = [sys.executable, "-m", "images.serving", "--model_base_path=" + base,
            "--model_name=" + model_name, "--host=127.0.0.1", "--rest_api_port=%d" % port,
-           "--port=%d" % (port + 100), "--monitoring_config_file=" + monitoring,
+           "--port=%d" % grpc_port, "--monitoring_config_file=" + monitoring,
            "--file_system_poll_wait_seconds=0", "--enable_batching=%s" % str(batching).lower()]
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=log,
@@ -85,7 +109,7 @@ def start_server(base, model_name, port, batching, log_path):
             raise RuntimeError("server exited:\n" + open(log_path).read()[-3000:])
         try:
             if httpx.get("%s/v1/models/%s" % (url, model_name), timeout=2).status_code == 200:
-                return proc, url
+                return proc, url, "127.0.0.1:%d" % grpc_port
         except httpx.TransportError:
             pass
         time.sleep(0.3)
@@ -94,7 +118,7 @@ def start_server(base, model_name, port, batching, log_path):
 
 
 def counters(url):
-    values = {}
+    """Model calls and examples run so far, from the server's Prometheus metrics."""
     values = {"batches": 0.0, "rows": 0.0}
     name = ":tensorflow:serving:batching_session:processed_batch_size"
     for line in httpx.get(url + "/monitoring/prometheus/metrics").text.splitlines():
@@ -132,6 +156,27 @@ async def _connection(host, port, request, start, stop, latencies, errors):
         writer.close()
 
 
+async def _channel(target, request, start, stop, latencies, errors):
+    """One gRPC channel calling Predict with ``request`` back to back until ``stop``.
+
+    Requests and replies travel as bytes (no serializer): the client spends no CPU on protos.
+    """
+    async with grpc.aio.insecure_channel(target) as channel:
+        predict = channel.unary_unary(PREDICT_METHOD)
+        while True:
+            t0 = time.monotonic()
+            if t0 >= stop:
+                return
+            try:
+                await predict(request, timeout=600)
+            except grpc.aio.AioRpcError as e:
+                errors.append(e.code().name)
+                continue
+            t1 = time.monotonic()
+            if start <= t1 <= stop:
+                latencies.append(t1 - t0)
+
+
 class Cell:
     """Completed requests, latencies and batching counters, summed over measuring windows."""
 
@@ -145,8 +190,12 @@ class Cell:
                 self.rows / self.batches if self.batches else float("nan"), self.errors]
 
 
-def drive(url, model_name, body, concurrency, duration, warmup, cell):
-    """Closed-loop load for ``warmup + duration`` seconds; adds the measured window to ``cell``."""
+def drive(url, model_name, body, concurrency, duration, warmup, cell, grpc_target=None):
+    """Closed-loop load for ``warmup + duration`` seconds; adds the measured window to ``cell``.
+
+    Over REST ``body`` is the ``:predict`` JSON; with ``grpc_target`` it is a serialized
+    ``PredictRequest`` sent there.  ``url`` (REST) is where the server's counters are read.
+    """
     host, port = url.split("://", 1)[1].split(":")
     request = ("POST /v1/models/%s:predict HTTP/1.1\r\nHost: %s\r\n"
                "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
@@ -156,9 +205,13 @@ def drive(url, model_name, body, concurrency, duration, warmup, cell):
     async def run():
         start = time.monotonic() + warmup
         stop = start + duration
-        tasks = [asyncio.ensure_future(_connection(host, int(port), request, start, stop,
-                                                   cell.latencies, errors))
-                 for _ in range(concurrency)]
+        if grpc_target:
+            clients = [_channel(grpc_target, body, start, stop, cell.latencies, errors)
+                       for _ in range(concurrency)]
+        else:
+            clients = [_connection(host, int(port), request, start, stop, cell.latencies,
+                                   errors) for _ in range(concurrency)]
+        tasks = [asyncio.ensure_future(client) for client in clients]
         await asyncio.sleep(max(0.0, start - time.monotonic()))
         before.update(await asyncio.get_running_loop().run_in_executor(None, counters, url))
         await asyncio.sleep(max(0.0, stop - time.monotonic()))
@@ -176,6 +229,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS),
                         help="comma-separated, from: %s" % ", ".join(MODELS))
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS),
+                        help="comma-separated, from: %s" % ", ".join(PROTOCOLS))
+    parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)),
+                        help="comma-separated client counts")
     parser.add_argument("--duration", type=float, default=6.0,
                         help="seconds measured per window")
     parser.add_argument("--repeats", type=int, default=2,
@@ -183,52 +240,68 @@ def main():
     parser.add_argument("--warmup", type=float, default=3.0,
                         help="seconds of load before each window, not counted")
     parser.add_argument("--quick", action="store_true", help="one 2 s window per cell")
-    parser.add_argument("--port", type=int, default=18777, help="first of two ports")
+    parser.add_argument("--port", type=int, default=18777, help="first of four ports")
     args = parser.parse_args()
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in MODELS]
     if unknown:
         parser.error("unknown model(s) %s; choose from %s" % (unknown, ", ".join(MODELS)))
+    protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
+    if not protocols or set(protocols) - set(PROTOCOLS):
+        parser.error("--protocols takes %s; got %r" % (", ".join(PROTOCOLS), args.protocols))
+    try:
+        concurrencies = [int(c) for c in args.concurrency.split(",")]
+    except ValueError:
+        parser.error("--concurrency takes comma-separated integers; got %r" % args.concurrency)
     if args.quick:
         args.duration, args.repeats, args.warmup = 2.0, 1, 1.0
     workdir = tempfile.mkdtemp(prefix="fastnn-serving-bench-")
     load_before = os.getloadavg()[0]
-    rows = []
+    rows, ratios = [], []
     try:
         for name in names:
             num_classes, side, fmt = MODELS[name]
             base = export_model(name, num_classes, workdir)
-            body = request_body(side, fmt)
+            payloads = {"REST": request_body(side, fmt), "gRPC": grpc_request(name, side, fmt)}
             # Both servers run at once and the windows alternate between them, so a change in
             # the machine's load hits both alike.
             servers = {}
             try:
                 for i, batching in enumerate((True, False)):
                     servers[batching] = start_server(
-                        base, name, args.port + i, batching,
+                        base, name, args.port + 2 * i, args.port + 2 * i + 1, batching,
                         os.path.join(workdir, "%s-%s.log" % (name, batching)))
-                for concurrency in CONCURRENCY:
-                    cells = {batching: Cell() for batching in servers}
-                    for _ in range(args.repeats):
-                        for batching, (_, url) in servers.items():
-                            drive(url, name, body, concurrency, args.duration, args.warmup,
-                                  cells[batching])
-                    for batching, cell in cells.items():
-                        row = [name, "on" if batching else "off", concurrency] + cell.row()
-                        rows.append(row)
-                        print("%s batching=%s c=%d: %.1f req/s p50 %.1f ms p99 %.1f ms "
-                              "batch %.2f errors %d" % tuple(row), flush=True)
+                for concurrency in concurrencies:
+                    for protocol in protocols:
+                        cells = {batching: Cell() for batching in servers}
+                        for _ in range(args.repeats):
+                            for batching, (_, url, target) in servers.items():
+                                drive(url, name, payloads[protocol], concurrency, args.duration,
+                                      args.warmup, cells[batching],
+                                      target if protocol == "gRPC" else None)
+                        for batching, cell in cells.items():
+                            row = [name, protocol, "on" if batching else "off",
+                                   concurrency] + cell.row()
+                            rows.append(row)
+                            print("%s %s batching=%s c=%d: %.1f req/s p50 %.1f ms p99 %.1f ms "
+                                  "batch %.2f errors %d" % tuple(row), flush=True)
+                        on, off = cells[True].row(), cells[False].row()
+                        ratios.append([name, protocol, concurrency, on[0] / off[0],
+                                       off[1] / on[1]])
             finally:
-                for proc, _ in servers.values():
+                for proc, _, _ in servers.values():
                     proc.terminate()
                     proc.wait(60)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print_table("Serving: one %s image per :predict request (%d x %g s per cell, %d cores)"
+    print_table("Serving: one %s image per request (%d x %g s per cell, %d cores)"
                 % ("/".join("%s %dx%d" % (MODELS[n][2], MODELS[n][1], MODELS[n][1])
                             for n in names), args.repeats, args.duration, os.cpu_count() or 0),
-                ["model", "batching", "concurrency", "requests/s", "p50 ms", "p99 ms",
+                ["model", "protocol", "batching", "clients", "requests/s", "p50 ms", "p99 ms",
                  "mean batch", "errors"], rows)
+    print_table("Batching on / off (goal: >= 0.95 at 1 client, >= 1.3 at 32)",
+                ["model", "protocol", "clients", "requests/s ratio", "p50 latency ratio (off/on)"],
+                ratios)
     print("\nmean batch: examples per model call (server counters). Machine load average "
           "(1 min): %.1f at the start, %.1f at the end; other work on the machine shows as noise."
           % (load_before, os.getloadavg()[0]))

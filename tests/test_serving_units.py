@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from images.serving import codec, config, examples
-from images.serving.batching import BatchQueue, BatchScheduler, default_batch_sizes
+from images.serving.batching import BatchQueue, BatchScheduler, BatchSizer
 from images.serving.errors import ServingError
 from images.serving.image_limits import check_images, image_size
 from images.serving.metrics import server_metrics
@@ -225,81 +225,267 @@ def test_model_config_file(tmp_path):
 # -- the batch scheduler -------------------------------------------------------------------------
 
 class Model:
-    """y = 2x; records the batch sizes it ran; fails on a negative input."""
+    """y = 2x and s = the sum of each row; records the batch sizes it ran; fails on -1.
 
-    def __init__(self, delay=0.0):
-        self.sizes, self.delay = [], delay
+    Args:
+      delay: seconds per run (``delay`` may be a function of the batch size).
+      gate: an Event every run waits for (holds the batch threads).
+    """
+
+    def __init__(self, delay=0.0, gate=None):
+        self.sizes, self.delay, self.gate = [], delay, gate
         self.lock = threading.Lock()
 
     def __call__(self, inputs, timeout_ms):
+        if self.gate is not None:
+            self.gate.wait(10)
         x = inputs["x"]
         with self.lock:
             self.sizes.append(len(x))
-        time.sleep(self.delay)
-        if (x < 0).any():
+        time.sleep(self.delay(len(x)) if callable(self.delay) else self.delay)
+        if (x == -1).any():
             raise ValueError("negative input")
-        return {"y": x * 2}
+        return {"y": x * 2, "s": x.reshape(len(x), -1).sum(axis=1)}
 
 
 def submit_all(queue, values, deadline=None):
     return [queue.submit({"x": np.array(v, np.float32)}, len(v), deadline) for v in values]
 
 
-def test_waiting_requests_merge_in_power_of_two_sizes_and_split_back():
-    assert default_batch_sizes(12) == [1, 2, 4, 8, 12]
-    model = Model(delay=0.2)
-    scheduler = BatchScheduler(1, server_metrics())
-    queue = BatchQueue(scheduler, model, "q", max_batch_size=32)
-    first = submit_all(queue, [[0.0]])  # occupies the thread while 13 more arrive
+@pytest.fixture
+def scheduler():
+    schedulers = []
+
+    def make(threads=1):
+        schedulers.append(BatchScheduler(threads, server_metrics()))
+        return schedulers[-1]
+    yield make
+    for s in schedulers:
+        s.close(10)
+
+
+def test_waiting_requests_run_as_one_padded_batch_and_split_back(scheduler):
+    gate = threading.Event()
+    model = Model(gate=gate)
+    queue = BatchQueue(scheduler(), model, "q", max_batch_size=8, allowed_batch_sizes=[8],
+                       inline=False)
+    first = submit_all(queue, [[[1.0, 1.0]]])  # occupies the only thread
     time.sleep(0.05)
-    rest = submit_all(queue, [[float(i)] for i in range(1, 14)])
-    results = [f.result(10)["y"][0] for f in first + rest]
-    assert results == [2.0 * i for i in range(14)]
-    assert model.sizes == [1, 8, 4, 1]
-    scheduler.close()
+    arrays = [np.full((n, 2), i, np.float32) for i, n in enumerate([1, 2, 3], 1)]
+    futures = [queue.submit({"x": a}, len(a)) for a in arrays]
+    gate.set()
+    first[0].result(10)
+    for a, f in zip(arrays, futures):
+        out = f.result(10)
+        np.testing.assert_array_equal(out["y"], a * 2)  # the padding is not handed back
+        np.testing.assert_array_equal(out["s"], a.sum(1))
+    assert model.sizes == [8, 8]  # 1 padded to 8, then 1 + 2 + 3 merged and padded to 8
+    assert (queue.batches_run, queue.tasks_run, queue.rows_run) == (2, 4, 7)
 
 
-def test_allowed_sizes_pad_and_a_bad_request_fails_alone():
-    model = Model(delay=0.2)
-    scheduler = BatchScheduler(1, server_metrics())
-    queue = BatchQueue(scheduler, model, "q", max_batch_size=4, allowed_batch_sizes=[2, 4])
-    submit_all(queue, [[9.0]])
+def test_timeout_waits_for_more_requests_and_max_batch_size_caps_a_batch(scheduler):
+    model = Model()
+    queue = BatchQueue(scheduler(), model, "q", max_batch_size=4, batch_timeout_s=0.5,
+                       allowed_batch_sizes=[4], inline=False)
+    start = time.monotonic()
+    for f in submit_all(queue, [[1.0]] * 6):
+        f.result(10)
+    # Four fill the first batch at once; the last two wait out the timeout together (padded).
+    assert model.sizes == [4, 4]
+    assert time.monotonic() - start >= 0.45
+
+
+def test_requests_of_other_shapes_or_without_a_batch_size_never_merge(scheduler):
+    gate = threading.Event()
+    model = Model(gate=gate)
+    queue = BatchQueue(scheduler(), model, "q", max_batch_size=32, allowed_batch_sizes=[32],
+                       inline=False)
+    hold = queue.submit({"x": np.ones((1, 2), np.float32)}, 1)
+    time.sleep(0.05)
+    a = queue.submit({"x": np.ones((2, 2), np.float32)}, 2)
+    b = queue.submit({"x": np.ones((1, 5), np.float32)}, 1)       # another inner shape
+    c = queue.submit({"x": np.ones((3, 2), np.float32)}, None)    # no shared batch dimension
+    d = queue.submit({"x": np.ones((1, 2), np.float32)}, 1)
+    gate.set()
+    for f in (hold, a, b, c, d):
+        f.result(10)
+    assert model.sizes == [32, 32, 32, 3]  # (hold), (a + d), (b), (c) run alone and unpadded
+    assert d.result()["y"].shape == (1, 2) and b.result()["y"].shape == (1, 5)
+
+
+def test_a_bad_request_fails_alone_and_its_batch_mates_get_their_results(scheduler):
+    gate = threading.Event()
+    model = Model(gate=gate)
+    queue = BatchQueue(scheduler(), model, "q", max_batch_size=4, allowed_batch_sizes=[4],
+                       inline=False)
+    hold = submit_all(queue, [[9.0]])
     time.sleep(0.05)
     futures = submit_all(queue, [[1.0], [-1.0], [3.0]])
+    gate.set()
+    assert hold[0].result(10)["y"].tolist() == [18.0]
     assert futures[0].result(10)["y"].tolist() == [2.0]
     assert futures[2].result(10)["y"].tolist() == [6.0]
     with pytest.raises(ValueError, match="negative"):
         futures[1].result(10)
-    # [9] padded to 2; then 1 and -1 merged (and, failing, re-run alone); 3 padded to 2.
-    assert model.sizes == [2, 2, 1, 1, 2]
+    # [9] padded to 4; [1, -1, 3] merged and padded to 4, which fails; then one by one.
+    assert model.sizes == [4, 4, 1, 1, 1]
     with pytest.raises(ServingError, match="Task size 5 is larger than maximum input batch"):
         submit_all(queue, [[1.0] * 5])
-    scheduler.close()
 
 
-def test_large_requests_split_and_full_queues_refuse():
+def test_a_request_runs_on_its_own_thread_while_a_batch_thread_is_free(scheduler):
+    gate = threading.Event()
+    model = Model(gate=gate)
+    queue = BatchQueue(scheduler(1), model, "q", max_batch_size=8)
+    callers = []
+
+    def submit(value):
+        callers.append(threading.current_thread())
+        return queue.submit({"x": np.array([value], np.float32)}, 1)
+
+    first = threading.Thread(target=submit, args=(1.0,))
+    first.start()  # runs inline, held by the gate: it takes the only place
+    time.sleep(0.1)
+    assert first.is_alive() and queue.waiting == 0
+    waiting = [submit(float(v)) for v in (2, 3, 4)]  # no place free: queued, not run here
+    assert queue.waiting == 3 and not any(f.done() for f in waiting)
+    gate.set()
+    first.join(10)
+    assert [f.result(10)["y"][0] for f in waiting] == [4.0, 6.0, 8.0]
+    assert model.sizes[0] == 1 and sum(model.sizes) == 4  # the three queued ran on the thread
+    done = submit(5.0)  # idle again: runs inline, the future is done on return
+    assert done.done() and done.result()["y"].tolist() == [10.0]
+
+
+def test_max_batch_size_one_runs_every_request_alone(scheduler):
     model = Model()
-    scheduler = BatchScheduler(2, server_metrics())
-    queue = BatchQueue(scheduler, model, "q", max_batch_size=10, enable_large_batch_splitting=True,
+    queue = BatchQueue(scheduler(2), model, "q", max_batch_size=1)
+    for f in submit_all(queue, [[1.0]] * 5):
+        f.result(10)
+    assert model.sizes == [1] * 5
+
+
+def test_large_requests_split_and_full_queues_refuse_as_tf_serving(scheduler):
+    model = Model()
+    shared = scheduler(2)
+    queue = BatchQueue(shared, model, "q", max_batch_size=10, enable_large_batch_splitting=True,
                        max_execution_batch_size=4)
     out = submit_all(queue, [list(np.arange(10.0))])[0].result(10)["y"]
     assert out.tolist() == list(np.arange(10.0) * 2) and max(model.sizes) <= 4
-    slow = Model(delay=0.3)
-    small = BatchQueue(scheduler, slow, "small", max_batch_size=1, max_enqueued_batches=1)
-    for _ in range(3):  # one running on each thread, then one waiting
-        submit_all(small, [[1.0]])
-        time.sleep(0.05)
+    gate = threading.Event()
+    small = BatchQueue(shared, Model(gate=gate), "small", max_batch_size=1,
+                       max_enqueued_batches=2, inline=False)
+    running = submit_all(small, [[1.0]] * 2)  # one on each thread
+    time.sleep(0.1)
+    queued = submit_all(small, [[1.0]] * 2)
+    assert small.waiting == 2
     with pytest.raises(ServingError, match="queue to which this task was submitted is full") as e:
         submit_all(small, [[1.0]])
+    assert e.value.code == "UNAVAILABLE" and e.value.http_status == 503
+    gate.set()
+    small.close(10)  # runs what is queued before it returns
+    assert all(f.done() and f.result()["y"].shape == (1,) for f in running + queued)
+    with pytest.raises(ServingError, match="shutting down") as e:
+        submit_all(small, [[1.0]])
     assert e.value.code == "UNAVAILABLE"
-    scheduler.close()
 
 
-def test_merging_stops_when_it_does_not_pay():
-    scheduler = BatchScheduler(1, server_metrics())
-    queue = BatchQueue(scheduler, Model(), "q", max_batch_size=8)
-    queue.cost = {1: 1.0, 2: 2.5, 4: 5.0}  # per example: merged batches cost more
-    assert queue._target_size(4) == 1
-    queue.cost = {1: 1.0, 2: 1.5, 4: 2.0}
-    assert queue._target_size(4) == 4
-    scheduler.close()
+def test_a_request_past_its_deadline_is_not_run(scheduler):
+    gate = threading.Event()
+    model = Model(gate=gate)
+    queue = BatchQueue(scheduler(), model, "q", max_batch_size=4, inline=False)
+    hold = submit_all(queue, [[1.0]])
+    time.sleep(0.05)
+    late = submit_all(queue, [[2.0]], deadline=time.monotonic() + 0.05)[0]
+    time.sleep(0.1)
+    gate.set()
+    hold[0].result(10)
+    with pytest.raises(ServingError, match="longer than its deadline") as e:
+        late.result(10)
+    assert e.value.code == "DEADLINE_EXCEEDED" and model.sizes == [1]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(max_batch_size=0), "max_batch_size"),
+    (dict(batch_timeout_s=-1), "batch_timeout_s"),
+    (dict(max_enqueued_batches=0), "max_enqueued_batches"),
+])
+def test_bad_queue_options_are_refused(scheduler, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        BatchQueue(scheduler(), Model(), "q", **kwargs)
+    with pytest.raises(ValueError, match="num_batch_threads must be positive"):
+        BatchScheduler(0, server_metrics())
+
+
+# -- choosing the batch size ---------------------------------------------------------------------
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def drive_sizer(sizer, clock, seconds_per_batch, batches, available=64, threads=2):
+    """Runs ``batches`` batches on ``threads`` simulated threads; returns the sizes formed."""
+    import heapq
+    running, formed = [], []
+    for i in range(threads):
+        size, ticket = sizer.choose(available)
+        heapq.heappush(running, (clock.now + seconds_per_batch(size), i, size, ticket))
+        formed.append(size)
+    for i in range(batches):
+        end, _, size, ticket = heapq.heappop(running)
+        clock.now = end
+        sizer.done(ticket, size)
+        size, ticket = sizer.choose(available)
+        heapq.heappush(running, (clock.now + seconds_per_batch(size), threads + i, size,
+                                 ticket))
+        formed.append(size)
+    return formed
+
+
+def test_the_cap_climbs_while_larger_batches_serve_more_and_stops_where_they_do_not():
+    clock = Clock()
+    sizer = BatchSizer([1, 2, 4, 8, 16], window=4, clock=clock)
+    assert sizer.cap == 1 and sizer.choose(1) == (1, sizer.choose(1)[1])
+    # Per example: 1.0 s alone, less in batches up to 4, more at 8 and 16 (caches).
+    cost = {1: 1.0, 2: 0.7, 4: 0.5, 8: 0.8, 16: 1.0}
+    formed = drive_sizer(sizer, clock, lambda n: n * cost[n], 300)
+    assert sizer.cap == 4
+    assert sizer.throughput[8] < sizer.throughput[4]
+    assert 16 not in formed  # never tried past the first size that lost
+    assert formed[-20:] == [4] * 20
+
+
+def test_the_cap_follows_a_cheaper_large_batch_and_retries_later():
+    clock = Clock()
+    sizer = BatchSizer([1, 2, 4, 8], window=4, retry_after=50, clock=clock)
+    formed = drive_sizer(sizer, clock, lambda n: 0.1 + 0.01 * n, 200)  # overhead-bound
+    assert sizer.cap == 8 and formed[-10:] == [8] * 10
+    # The model got slower per example in large batches: a retry finds the smaller size.
+    formed = drive_sizer(sizer, clock, lambda n: n * {1: 1.0, 2: 0.9, 4: 1.2, 8: 2.0}[n], 400)
+    assert sizer.cap == 2, sizer.throughput
+
+
+def test_short_queues_say_nothing_about_the_sizes():
+    clock = Clock()
+    sizer = BatchSizer([1, 2, 4], window=4, clock=clock)
+    drive_sizer(sizer, clock, lambda n: 1.0, 100, available=1)  # one client: never a full 2
+    assert sizer.cap == 1 and not sizer.throughput
+    # A failed batch (run again one by one) does not count either.
+    size, ticket = sizer.choose(8)
+    sizer.done(ticket, size, ok=False)
+    assert not sizer.throughput
+
+
+def test_concurrent_requests_merge_once_merging_pays(scheduler):
+    """A model whose runs cost mostly a fixed overhead: the queue climbs to larger batches."""
+    model = Model(delay=lambda n: 0.01 + 0.0005 * n)
+    queue = BatchQueue(scheduler(2), model, "q", max_batch_size=16, max_enqueued_batches=100,
+                       inline=False)
+    futures = submit_all(queue, [[float(i)] for i in range(400)])
+    assert [f.result(30)["y"][0] for f in futures] == [2.0 * i for i in range(400)]
+    assert model.sizes[0] == 1 and max(model.sizes) >= 8, model.sizes
+    assert queue.sizer.cap >= 8

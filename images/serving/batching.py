@@ -9,15 +9,19 @@ arrived while the threads were busy, so no request waits for company on an idle 
 
 Three choices make merged batches pay on a CPU (see docs/serving.md, "Batching"):
 
-* **Few distinct batch sizes.**  Every new batch size makes TensorFlow's CPU kernels (oneDNN)
-  build new primitives for every layer, and a stream of ever-different sizes keeps rebuilding
-  them.  Batches are formed in the sizes of ``allowed_batch_sizes`` or, when none are given,
-  powers of two: a queue of 13 single-example requests runs as 8, then 4, then 1.  A batch that
-  cannot be filled exactly (requests of several examples) is padded up, with the first example
-  repeated, as TF Serving pads.
-* **Merge only when cheaper.**  Each queue times its runs per batch size; a larger batch is
-  formed only while its measured cost per example is below that of the smaller sizes, otherwise
-  the requests are left for the other threads, which run them concurrently.
+* **Enough batches in flight.**  One model run does not keep a core busy from start to end (the
+  in-graph image decoding loop, small ops, the Python work between runs), so with one batch thread
+  per core the cores idle between batches while unbatched requests, eight at a time, keep them
+  busy.  The default is two batch threads per core.
+* **Batch sizes that are measured to pay.**  A larger batch is not always cheaper per example on
+  a CPU (resnet_v1_50 here: batches of 4 cost less per image than 1, batches of 8 and 16 more,
+  as their activations no longer fit in the caches).  Each queue forms batches in few sizes
+  (``allowed_batch_sizes``, or powers of two) and climbs them one step at a time
+  (:class:`BatchSizer`): the next size up is tried once the current one has been measured
+  cheaper per example than the size below it, and the queue steps back down when it was not.
+  Few sizes also keep TensorFlow's per-shape kernel caches small.  A batch of multi-example
+  requests that cannot be filled exactly is padded up to an allowed size (with the first example
+  repeated, as TF Serving pads) only when ``allowed_batch_sizes`` are given.
 * **Bounded queues.**  Beyond ``max_enqueued_batches`` batches waiting, requests are refused at
   once (UNAVAILABLE) instead of queueing without limit.
 
@@ -47,6 +51,142 @@ def default_batch_sizes(max_batch_size: int) -> List[int]:
     sizes = list(itertools.takewhile(lambda s: s < max_batch_size,
                                      (2 ** i for i in itertools.count())))
     return sizes + [max_batch_size]
+
+
+class _Window:
+    """Batches formed at one size during a trial, and what they served."""
+    __slots__ = ("size", "to_form", "running", "examples", "started", "full")
+
+    def __init__(self, size, batches, started):
+        self.size = size
+        self.to_form = batches
+        self.running = 0
+        self.examples = 0
+        self.started = started
+        self.full = True
+
+
+class BatchSizer:
+    """The batch size a queue forms: climbs its sizes while a larger one serves more examples/s.
+
+    What is compared is the queue's throughput, not the cost of single batches: on a CPU a
+    larger batch can be cheaper per example alone and still lower the throughput when several
+    run at once, because they share the caches and the memory bandwidth (resnet_v1_50 here:
+    batches of 8 are cheaper per image than batches of 4 one at a time, and slower four at a
+    time).  So the cap moves by trials between two neighbouring sizes: windows of ``window``
+    batches formed at one size alternate with windows at the other (so both see the same
+    machine, whose load changes from second to second), and each window's throughput is its
+    examples divided by the time from its first batch's start to its last batch's end.  Only
+    windows whose batches were all full count: a queue too short to fill them says nothing
+    about the sizes.  After ``windows`` windows of each, the larger size becomes the cap if it
+    served more examples per second by ``margin``; then the next size up is tried.  Once the cap
+    has settled, every ``retry_after`` batches the step up and the step down are tried again,
+    in turn, so the cap follows a machine whose load changes.
+
+    Args:
+      sizes: the sizes batches are formed in, ascending.
+      window: batches in one window (about two per batch thread).
+      windows: windows of each size in a trial.
+      margin: how much more throughput the larger size must give to win.
+      retry_after: batches between trials once the cap has settled.
+      clock: the time source (tests pass their own).
+    """
+
+    def __init__(self, sizes: Sequence[int], window: int = 8, windows: int = 2,
+                 margin: float = 0.05, retry_after: int = 500, clock=time.monotonic):
+        self.sizes = list(sizes)
+        self.window = max(1, window)
+        self.windows = windows
+        self.margin = margin
+        self.retry_after = retry_after
+        self.clock = clock
+        self.level = 0
+        self.batches = 0
+        self.throughput: Dict[int, float] = {}  # examples/s of each size in its last trial
+        self._trial = None  # (index of the smaller size, {size: [examples/s per window]})
+        self._arm = 0
+        self._open: Optional[_Window] = None  # the window taking batches
+        self._settled_at = 0
+        self._retries = 0
+        if len(self.sizes) > 1:
+            self._start(0)
+
+    @property
+    def cap(self) -> int:
+        """The largest batch formed outside trials."""
+        return self.sizes[self.level]
+
+    def _start(self, low: int):
+        self._trial = (low, {self.sizes[low]: [], self.sizes[low + 1]: []})
+        self._arm = 0
+        self._open = None
+
+    def choose(self, available: int):
+        """``(size, ticket)``: the size to form from ``available`` examples (None when even the
+        smallest does not fit) and the ticket to hand to :meth:`done` with its run."""
+        if self._trial is None:
+            fits = [s for s in self.sizes[:self.level + 1] if s <= available]
+            return (fits[-1] if fits else None), None
+        low, _ = self._trial
+        target = self.sizes[low + self._arm]
+        fits = [s for s in self.sizes[:low + self._arm + 1] if s <= available]
+        size = fits[-1] if fits else None
+        if self._open is None:
+            self._open = _Window(target, self.window, self.clock())
+        window = self._open
+        window.full = window.full and size == target
+        window.to_form -= 1
+        window.running += 1
+        if window.to_form == 0:  # this window has its batches: the next takes the other size
+            self._open = None
+            self._arm ^= 1
+        return size, window
+
+    def done(self, ticket, size: int, ok: bool = True):
+        """Reports the end of a batch formed under ``ticket``; may end a trial."""
+        self.batches += 1
+        if ticket is None:
+            self._maybe_retry()
+            return
+        ticket.running -= 1
+        ticket.examples += size
+        ticket.full = ticket.full and ok
+        if ticket.to_form or ticket.running or self._trial is None:
+            return
+        results = self._trial[1]
+        if ticket.full and ticket.size in results:
+            results[ticket.size].append(ticket.examples / max(1e-9,
+                                                               self.clock() - ticket.started))
+            self._decide()
+
+    def _decide(self):
+        low, results = self._trial
+        if any(len(v) < self.windows for v in results.values()):
+            return
+        small, big = self.sizes[low], self.sizes[low + 1]
+        for size, values in results.items():
+            self.throughput[size] = sum(values) / len(values)
+        self._trial = None
+        self._open = None
+        if self.throughput[big] > self.throughput[small] * (1.0 + self.margin):
+            self.level = low + 1
+            if self.level + 1 < len(self.sizes):
+                self._start(self.level)  # climbing: try the next size up at once
+                return
+        else:
+            self.level = low
+        self._settled_at = self.batches
+
+    def _maybe_retry(self):
+        if self._trial is not None or self.batches - self._settled_at < self.retry_after:
+            return
+        self._retries += 1
+        if self._retries % 2 == 1 and self.level + 1 < len(self.sizes):
+            self._start(self.level)
+        elif self.level > 0:
+            self._start(self.level - 1)
+        else:
+            self._settled_at = self.batches
 
 
 class _Task:
@@ -105,12 +245,14 @@ class BatchQueue:
       allowed_batch_sizes: sizes batches are formed in (default: powers of two).
       enable_large_batch_splitting: split a request larger than ``max_execution_batch_size``.
       max_execution_batch_size: the largest batch run at once when splitting.
+      inline: run a request on the submitting thread when it would run alone at once anyway
+        (see :meth:`submit`); then ``submit`` returns after the run.
     """
 
     def __init__(self, scheduler: "BatchScheduler", run_fn: RunFn, name: str,
                  max_batch_size=1000, batch_timeout_s=0.0, max_enqueued_batches=10,
                  allowed_batch_sizes: Sequence[int] = (), enable_large_batch_splitting=False,
-                 max_execution_batch_size: Optional[int] = None):
+                 max_execution_batch_size: Optional[int] = None, inline: bool = True):
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1, got %d" % max_batch_size)
         if batch_timeout_s < 0:
@@ -127,14 +269,14 @@ class BatchQueue:
             else max_batch_size
         self.sizes = sorted(allowed_batch_sizes) or default_batch_sizes(self.execution_limit)
         self.padding_allowed = bool(allowed_batch_sizes)
+        self.sizer = BatchSizer(self.sizes, window=2 * scheduler.num_threads)
+        self.inline = inline
         self.batch_timeout_s = batch_timeout_s
         self.max_rows = max_enqueued_batches * self.execution_limit
         self.tasks = collections.deque()
         self.rows = 0
         self.closed = False
         self.running = 0
-        # Seconds per run by batch size, smoothed: the "is merging cheaper" evidence.
-        self.cost: Dict[int, float] = {}
         # Counters read by the benchmark and tests (merging is observable).
         self.batches_run = 0
         self.tasks_run = 0
@@ -149,6 +291,10 @@ class BatchQueue:
     def submit(self, inputs: Dict[str, np.ndarray], rows: Optional[int],
                deadline: Optional[float] = None) -> concurrent.futures.Future:
         """Queues one request; returns a ``concurrent.futures.Future`` of its outputs.
+
+        With ``inline`` (the default), no batch timeout, an empty queue and a batch thread free,
+        the request runs at once on the calling thread (see :meth:`_run_now`) and the returned
+        future is already done.
 
         Args:
           inputs: arrays by input name.
@@ -176,8 +322,35 @@ class BatchQueue:
             self._enqueue(tasks)
             return parent
         task = _Task(inputs, rows, deadline)
-        self._enqueue([task])
+        if not self._run_now(task):
+            self._enqueue([task])
         return task.future
+
+    def _run_now(self, task) -> bool:
+        """Runs ``task`` on the calling thread when a batch thread would take it alone at once.
+
+        With no batch timeout, a request that finds its queue empty and a batch thread free
+        runs as a batch of one straight away; running it here instead of on that thread saves
+        two thread hand-offs, which on a busy machine cost about a millisecond each.  It still
+        takes one of the ``num_batch_threads`` places, so no more batches run at once.
+        """
+        scheduler = self.scheduler
+        with scheduler.cond:
+            if (not self.inline or self.batch_timeout_s > 0 or self.tasks or self.closed
+                    or scheduler.closing or scheduler.busy >= scheduler.num_threads
+                    or (self.padding_allowed and task.rows not in self.sizes)):
+                return False
+            scheduler.busy += 1
+            self.running += 1
+        scheduler.metrics.add(m.INPUT_BATCH_SIZE, task.rows or 1)
+        try:
+            self.run([task], task.rows)
+        finally:
+            with scheduler.cond:
+                scheduler.busy -= 1
+                self.running -= 1
+                scheduler.cond.notify_all()
+        return True
 
     def _enqueue(self, tasks):
         rows = sum(t.rows or 1 for t in tasks)
@@ -209,28 +382,18 @@ class BatchQueue:
         ready = head.enqueued + self.batch_timeout_s
         return 0.0 if ready <= now else ready
 
-    def _target_size(self, available):
-        """The batch size to form from ``available`` queued examples (see module docstring)."""
-        fits = [s for s in self.sizes if s <= available]
-        if not fits:
-            return self.sizes[0] if self.padding_allowed else available
-        target = fits[-1]
-        if target in self.cost:
-            # Merge only as far as it pays: the measured size with the lowest cost per example.
-            known = [s for s in fits if s in self.cost]
-            best = min(known, key=lambda s: self.cost[s] / s)
-            if self.cost[best] / best < self.cost[target] / target * 0.97:
-                target = best
-        return target
-
     def take(self):
-        """Removes and returns the next batch's tasks and the size to run them at."""
+        """Removes the next batch's tasks; returns them, the size to run them at, and the
+        :class:`BatchSizer`'s ticket for :meth:`run`."""
         head = self.tasks.popleft()
         if head.rows is None:
             self.rows -= 1
-            return [head], None
+            return [head], None, None
         available = head.rows + sum(t.rows for t in self.tasks if t.key == head.key)
-        target = max(self._target_size(min(available, self.execution_limit)), head.rows)
+        size, ticket = self.sizer.choose(min(available, self.execution_limit))
+        if size is None:
+            size = self.sizes[0] if self.padding_allowed else available
+        target = max(size, head.rows)
         batch, rows, rest = [head], head.rows, collections.deque()
         while self.tasks:
             task = self.tasks.popleft()
@@ -248,12 +411,21 @@ class BatchQueue:
             target = rows
         padded = min([s for s in self.sizes if s >= rows] or [rows]) \
             if self.padding_allowed else target
-        return batch, max(padded, rows)
+        return batch, max(padded, rows), ticket
 
     # -- running ------------------------------------------------------------------------------
 
-    def run(self, tasks: List[_Task], size: Optional[int]):
+    def run(self, tasks: List[_Task], size: Optional[int], ticket=None):
         """Runs one batch (on a scheduler thread, without the lock)."""
+        served, ok = 0, False
+        try:
+            served, ok = self._run(tasks, size)
+        finally:
+            with self.scheduler.cond:
+                self.sizer.done(ticket, served, ok)
+
+    def _run(self, tasks, size):
+        """Runs a batch; returns the examples it served and whether it ran as one batch."""
         now = time.monotonic()
         live = []
         for task in tasks:
@@ -266,10 +438,9 @@ class BatchQueue:
                 self.scheduler.metrics.add(m.QUEUING_LATENCY, (now - task.enqueued) * 1e6,
                                            thread_pool_name=self.scheduler.name)
         if not live:
-            return
+            return 0, False
         if len(live) == 1 and (size is None or size == live[0].rows):
-            self._run_alone(live[0])
-            return
+            return live[0].rows or 0, self._run_alone(live[0])
         total = sum(t.rows for t in live)
         pad = size - total
         try:
@@ -286,7 +457,7 @@ class BatchQueue:
             log.debug("batch of %d failed (%s); running its requests one by one", len(live), e)
             for task in live:
                 self._run_alone(task)
-            return
+            return total, False
         if pad:
             self.scheduler.metrics.add(m.PADDING_SIZE, pad, execution_batch_size=size)
         self._count(len(live), total)
@@ -294,6 +465,7 @@ class BatchQueue:
         for task in live:
             self._succeed(task, {k: v[offset:offset + task.rows] for k, v in outputs.items()})
             offset += task.rows
+        return total, True
 
     def _timeout_ms(self, tasks):
         deadlines = [t.deadline for t in tasks if t.deadline is not None]
@@ -302,26 +474,21 @@ class BatchQueue:
         return max(1, int((max(deadlines) - time.monotonic()) * 1000))
 
     def _timed(self, inputs, size, timeout_ms):
-        start = time.monotonic()
         outputs = self.run_fn(inputs, timeout_ms)
-        elapsed = time.monotonic() - start
-        if size is not None:
-            with self.scheduler.cond:
-                old = self.cost.get(size)
-                self.cost[size] = elapsed if old is None else 0.7 * old + 0.3 * elapsed
         self.scheduler.metrics.add(m.PROCESSED_BATCH_SIZE, size or 1)
         self.scheduler.metrics.add(m.WRAPPED_RUN_COUNT)
         return outputs
 
-    def _run_alone(self, task):
+    def _run_alone(self, task) -> bool:
         try:
             outputs = self._timed(task.inputs, task.rows, self._timeout_ms([task]))
         except BaseException as e:  # noqa: BLE001  handed to the waiting request
             self._count(1, task.rows or 0)
             self._fail(task, e)
-            return
+            return False
         self._count(1, task.rows or 0)
         self._succeed(task, outputs)
+        return True
 
     @staticmethod
     def _succeed(task, outputs):
@@ -377,6 +544,8 @@ class BatchScheduler:
         self.queues: List[BatchQueue] = []
         self.closing = False
         self._next = 0
+        self.num_threads = num_threads
+        self.busy = 0  # batches running, on the batch threads or inline
         self._threads = [threading.Thread(target=self._work, name="%s_%d" % (name, i),
                                           daemon=True) for i in range(num_threads)]
         for thread in self._threads:
@@ -410,22 +579,30 @@ class BatchScheduler:
         while True:
             with self.cond:
                 while True:
-                    queue, wait = self._pick()
-                    if queue is not None:
-                        break
-                    if self.closing and wait is None:
+                    if self.busy < self.num_threads:  # requests run inline hold places too
+                        queue, wait = self._pick()
+                        if queue is not None:
+                            break
+                    else:
+                        queue, wait = None, None
+                    if self.closing and wait is None and not self._waiting():
                         return
                     self.cond.wait(wait)
-                tasks, size = queue.take()
+                tasks, size, ticket = queue.take()
                 queue.running += 1
+                self.busy += 1
             try:
-                queue.run(tasks, size)
+                queue.run(tasks, size, ticket)
             except BaseException:  # noqa: BLE001  a thread must survive anything
                 log.exception("batch of %s failed unexpectedly", queue.name)
             finally:
                 with self.cond:
                     queue.running -= 1
+                    self.busy -= 1
                     self.cond.notify_all()
+
+    def _waiting(self):
+        return any(queue.tasks for queue in self.queues)
 
     def close(self, timeout=None):
         """Runs what is queued, then stops the threads."""

@@ -169,7 +169,8 @@ class BatchingParameters:
       max_batch_size: most examples in one batch (1000).
       batch_timeout_micros: how long a batch waits to fill (0).
       max_enqueued_batches: queue bound, in batches (10); beyond it requests get UNAVAILABLE.
-      num_batch_threads: batches running at once, shared by every model (the CPU count).
+      num_batch_threads: batches running at once, shared by every model (0: two per CPU
+        core; TF Serving's default is one per core).
       allowed_batch_sizes: batch sizes a merged batch is padded up to (none: no padding).
       enable_large_batch_splitting: split a request larger than a batch across batches.
       max_execution_batch_size: the largest batch run when splitting.

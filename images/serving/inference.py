@@ -24,6 +24,7 @@ from images.serving.signatures import DEFAULT_SIGNATURE, Signature
 
 CLASSIFY_INPUTS, CLASSES, SCORES = "inputs", "classes", "scores"
 REGRESS_INPUTS, REGRESS_OUTPUTS = "inputs", "outputs"
+EMBEDDINGS = "embeddings"  # the output of this project's embedding (feature) exports
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -163,6 +164,10 @@ class Inference:
         if problem is not None:
             ranked = image_model_outputs(signature)
             if ranked is None:
+                if EMBEDDINGS in signature.outputs:
+                    raise invalid("model '%s' is an embedding model: it returns embeddings, not "
+                                  "classes; call :predict (or FaceService) and compare the "
+                                  "embeddings (%s)" % (loaded.model_name, problem))
                 raise invalid(problem)
             return self._classify_image_model(loaded, signature, ranked, input_proto, deadline)
         tensor = self._examples_tensor(input_proto)

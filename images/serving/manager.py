@@ -48,7 +48,8 @@ class BatchingOptions:
       max_batch_size: most examples in one request or batch.
       batch_timeout_s: how long the oldest request waits for a batch to fill.
       max_enqueued_batches: queue bound per signature, in batches; beyond it UNAVAILABLE.
-      num_threads: batches running at once, shared by every model (0: one per CPU core).
+      num_threads: batches running at once, shared by every model (0: two per CPU core; see
+        :mod:`images.serving.batching`).
       allowed_batch_sizes: the sizes batches are formed and padded in (default: powers of 2).
       enable_large_batch_splitting: split requests larger than ``max_execution_batch_size``.
       max_execution_batch_size: the largest batch run when splitting.
@@ -79,13 +80,18 @@ class BatchingOptions:
     def make_scheduler(self, metrics):
         if not self.enabled:
             return None
-        return BatchScheduler(self.num_threads or os.cpu_count() or 1, metrics,
+        return BatchScheduler(self.num_threads or default_batch_threads(), metrics,
                               self.thread_pool_name)
 
     def make_queue(self, scheduler, run_fn, name):
         return BatchQueue(scheduler, run_fn, name, self.max_batch_size, self.batch_timeout_s,
                           self.max_enqueued_batches, self.allowed_batch_sizes,
                           self.enable_large_batch_splitting, self.max_execution_batch_size)
+
+
+def default_batch_threads() -> int:
+    """Two batch threads per core: one run in flight per core leaves it idle between batches."""
+    return 2 * (os.cpu_count() or 1)
 
 
 class LoadedVersion:
