@@ -55,7 +55,7 @@ def default_batch_sizes(max_batch_size: int) -> List[int]:
 
 class _Window:
     """Batches formed at one size during a trial, and what they served."""
-    __slots__ = ("size", "to_form", "running", "examples", "started", "full")
+    __slots__ = ("size", "to_form", "running", "examples", "started", "reached", "ok")
 
     def __init__(self, size, batches, started):
         self.size = size
@@ -63,7 +63,8 @@ class _Window:
         self.running = 0
         self.examples = 0
         self.started = started
-        self.full = True
+        self.reached = False  # a batch of the full size was formed: the size mattered
+        self.ok = True  # no batch failed (and ran again one request at a time)
 
 
 class BatchSizer:
@@ -76,10 +77,15 @@ class BatchSizer:
     time).  So the cap moves by trials between two neighbouring sizes: windows of ``window``
     batches formed at one size alternate with windows at the other (so both see the same
     machine, whose load changes from second to second), and each window's throughput is its
-    examples divided by the time from its first batch's start to its last batch's end.  Only
-    windows whose batches were all full count: a queue too short to fill them says nothing
-    about the sizes.  After ``windows`` windows of each, the larger size becomes the cap if it
-    served more examples per second by ``margin``; then the next size up is tried.  Once the cap
+    examples divided by the time from its first batch's start to its last batch's end.  A
+    window counts only if at least one of its batches reached its size (a queue too short for
+    that says nothing about the sizes) and none failed.  Batches are still formed from what is
+    waiting, so a window of the larger size also holds smaller batches: the comparison is of the
+    two caps as they serve the load that comes.  After ``windows`` windows of each, the larger
+    size becomes the cap if it
+    served more examples per second by ``margin``; then the next size up is tried.  A trial
+    whose larger size is not reached in ``4 * windows`` of its windows ends at the smaller size:
+    the load does not fill the larger one.  Once the cap
     has settled, every ``retry_after`` batches the step up and the step down are tried again,
     in turn, so the cap follows a machine whose load changes.
 
@@ -108,6 +114,7 @@ class BatchSizer:
         self._open: Optional[_Window] = None  # the window taking batches
         self._settled_at = 0
         self._retries = 0
+        self._unreached = 0
         if len(self.sizes) > 1:
             self._start(0)
 
@@ -120,6 +127,7 @@ class BatchSizer:
         self._trial = (low, {self.sizes[low]: [], self.sizes[low + 1]: []})
         self._arm = 0
         self._open = None
+        self._unreached = 0
 
     def choose(self, available: int):
         """``(size, ticket)``: the size to form from ``available`` examples (None when even the
@@ -134,7 +142,7 @@ class BatchSizer:
         if self._open is None:
             self._open = _Window(target, self.window, self.clock())
         window = self._open
-        window.full = window.full and size == target
+        window.reached = window.reached or size == target
         window.to_form -= 1
         window.running += 1
         if window.to_form == 0:  # this window has its batches: the next takes the other size
@@ -150,14 +158,25 @@ class BatchSizer:
             return
         ticket.running -= 1
         ticket.examples += size
-        ticket.full = ticket.full and ok
+        ticket.ok = ticket.ok and ok
         if ticket.to_form or ticket.running or self._trial is None:
             return
-        results = self._trial[1]
-        if ticket.full and ticket.size in results:
-            results[ticket.size].append(ticket.examples / max(1e-9,
-                                                               self.clock() - ticket.started))
+        low, results = self._trial
+        if ticket.size not in results:
+            return
+        if ticket.reached and ticket.ok:
+            values = results[ticket.size]
+            values.append(ticket.examples / max(1e-9, self.clock() - ticket.started))
+            del values[:-self.windows]  # the latest windows of each size
             self._decide()
+        elif ticket.size == self.sizes[low + 1]:
+            self._unreached += 1
+            if self._unreached >= 4 * self.windows:
+                # The load never fills the larger size: it cannot help; stay below it.
+                self._trial = None
+                self._open = None
+                self.level = low
+                self._settled_at = self.batches
 
     def _decide(self):
         low, results = self._trial
