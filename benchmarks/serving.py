@@ -12,7 +12,7 @@ per request for a fixed time: over REST, one keep-alive connection each posting 
 over gRPC, one channel each calling ``PredictionService/Predict`` with TF Serving's protos.
 Requests/s counts the requests completed in that window, latencies are per request as the client
 sees them.  The windows alternate between the two servers, so a change in the machine's load
-hits both alike; the second table divides batching on by off.  "mean batch" is the examples per
+hits both alike (on, off, then off, on, ...); the second table divides batching on by off.  "mean batch" is the examples per
 model call, from the server's counters.  Client and servers share the machine's cores.
 """
 import argparse
@@ -235,9 +235,9 @@ def main():
                         help="comma-separated client counts")
     parser.add_argument("--duration", type=float, default=6.0,
                         help="seconds measured per window")
-    parser.add_argument("--repeats", type=int, default=2,
+    parser.add_argument("--repeats", type=int, default=3,
                         help="windows per cell, alternating batching on and off")
-    parser.add_argument("--warmup", type=float, default=3.0,
+    parser.add_argument("--warmup", type=float, default=5.0,
                         help="seconds of load before each window, not counted")
     parser.add_argument("--quick", action="store_true", help="one 2 s window per cell")
     parser.add_argument("--port", type=int, default=18777, help="first of four ports")
@@ -274,8 +274,10 @@ def main():
                 for concurrency in concurrencies:
                     for protocol in protocols:
                         cells = {batching: Cell() for batching in servers}
-                        for _ in range(args.repeats):
-                            for batching, (_, url, target) in servers.items():
+                        for repeat in range(args.repeats):
+                            # on, off; then off, on: neither always follows the other
+                            order = list(servers.items())[::1 if repeat % 2 == 0 else -1]
+                            for batching, (_, url, target) in order:
                                 drive(url, name, payloads[protocol], concurrency, args.duration,
                                       args.warmup, cells[batching],
                                       target if protocol == "gRPC" else None)

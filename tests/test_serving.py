@@ -428,24 +428,46 @@ def test_stalled_clients_are_dropped(server):
         sock.close()
 
 
-def test_sigterm_drops_a_stalled_client_without_500(tmp_path):
-    write_all(str(tmp_path))
-    proc, url, _ = start_server(str(tmp_path / "log"), "--model_name=" + THREE,
-                                "--model_base_path=%s" % (tmp_path / THREE),
-                                "--rest_api_read_timeout_in_ms=60000", wait_model=THREE)
+def test_sigterm_finishes_requests_in_flight_and_drops_a_stalled_client(tmp_path):
+    toy = save_toy_model(str(tmp_path / "toy"), 1, kind="classifier", num_classes=5, seed=0)
+    (tmp_path / "batching.config").write_text("max_batch_size { value: 64 }\n"
+                                              "batch_timeout_micros { value: 2000000 }")
+    (tmp_path / "monitoring.config").write_text("prometheus_config { enable: true }")
+    proc, url, _ = start_server(str(tmp_path / "log"), "--model_name=toy",
+                                "--model_base_path=%s" % os.path.dirname(toy),
+                                "--enable_batching", "--file_system_poll_wait_seconds=0",
+                                "--batching_parameters_file=%s" % (tmp_path / "batching.config"),
+                                "--monitoring_config_file=%s" % (tmp_path / "monitoring.config"),
+                                "--rest_api_read_timeout_in_ms=60000", wait_model="toy")
+    import concurrent.futures
     try:
         host, port = url[len("http://"):].split(":")
-        sock = socket.create_connection((host, int(port)))
-        sock.sendall(b"POST /v1/models/%s:predict HTTP/1.1\r\nHost: x\r\n"
-                     b"Content-Length: 100\r\n\r\n{" % THREE.encode())
-        time.sleep(0.3)
-        start = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        sock.settimeout(10)
-        data = sock.recv(4096)
-        assert b"500" not in data.split(b"\r\n")[0]
+        stalled = socket.create_connection((host, int(port)))
+        stalled.sendall(b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Length: 100\r\n\r\n{")
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(post, {"url": url}, "/v1/models/toy:predict",
+                                    {"instances": [b64(image_bytes(600))]})
+            count = ":tensorflow:serving:batching_session:input_batch_size_count"
+            deadline = time.monotonic() + 30
+            while not [line for line in httpx.get(url + "/monitoring/prometheus/metrics").text
+                       .splitlines() if line.startswith(count) and line.endswith(" 1")]:
+                assert time.monotonic() < deadline, "the request never reached the batch queue"
+                time.sleep(0.05)
+            assert not in_flight.done(), "the request was not held in the batch queue"
+            start = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            stalled.settimeout(10)
+            data = stalled.recv(4096)
+            assert b"500" not in data.split(b"\r\n")[0]
+            reply = in_flight.result(30)
+        assert reply.status_code == 200 and len(reply.json()["predictions"]) == 1
+        # uvicorn re-raises the signal once it has shut down cleanly, as the convention is.
         assert proc.wait(20) in (0, -signal.SIGTERM)
-        assert time.monotonic() - start < 10
+        assert time.monotonic() - start < 10  # the batch timeout (2 s), not the grace period
+        assert "Application shutdown complete" in open(str(tmp_path / "log")).read()
+        with pytest.raises(httpx.TransportError):
+            httpx.get(url + "/v1/models/toy", timeout=2)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -132,33 +132,28 @@ class PredictionService(_Servicer, prediction_service_pb2_grpc.PredictionService
                 return response
         return self._call(context, "Predict", request.model_spec.name, run)
 
-    def Classify(self, request, context):
+    def _examples_call(self, request, context, api, run_fn, response_type):
+        """Classify or Regress: ``run_fn(loaded, signature_name, input, deadline)``'s result in
+        a ``response_type`` reply naming the version that answered."""
         def run():
             version, label = _version_of(request.model_spec)
             name = request.model_spec.name
             with self.core.use(name, version, label) as loaded:
-                result = self.core.inference.classify(
-                    loaded, request.model_spec.signature_name, request.input,
-                    self._deadline(context))
-                response = classification_pb2.ClassificationResponse(result=result)
+                result = run_fn(loaded, request.model_spec.signature_name, request.input,
+                                self._deadline(context))
+                response = response_type(result=result)
                 model_spec(name, request.model_spec.signature_name, loaded.version,
                            response.model_spec)
                 return response
-        return self._call(context, "Classify", request.model_spec.name, run)
+        return self._call(context, api, request.model_spec.name, run)
+
+    def Classify(self, request, context):
+        return self._examples_call(request, context, "Classify", self.core.inference.classify,
+                                   classification_pb2.ClassificationResponse)
 
     def Regress(self, request, context):
-        def run():
-            version, label = _version_of(request.model_spec)
-            name = request.model_spec.name
-            with self.core.use(name, version, label) as loaded:
-                result = self.core.inference.regress(
-                    loaded, request.model_spec.signature_name, request.input,
-                    self._deadline(context))
-                response = regression_pb2.RegressionResponse(result=result)
-                model_spec(name, request.model_spec.signature_name, loaded.version,
-                           response.model_spec)
-                return response
-        return self._call(context, "Regress", request.model_spec.name, run)
+        return self._examples_call(request, context, "Regress", self.core.inference.regress,
+                                   regression_pb2.RegressionResponse)
 
     def MultiInference(self, request, context):
         def run():

@@ -136,6 +136,15 @@ class Inference:
 
     # -- classify and regress -----------------------------------------------------------------
 
+    def _examples_signature(self, loaded, signature_name, method, what) -> Signature:
+        """The signature a Classify or Regress request names (TF Serving's messages)."""
+        signature = loaded.servable.signatures.get(signature_name or DEFAULT_SIGNATURE)
+        if signature is None:
+            raise invalid("No signature was found with the name: %s"
+                          % (signature_name or DEFAULT_SIGNATURE))
+        self._check_method(signature, (method,), what)
+        return signature
+
     def _examples_tensor(self, input_proto):
         serialized = examples.serialized_examples(input_proto)
         check_images(examples.bytes_values(input_proto), self.max_image_pixels,
@@ -155,11 +164,8 @@ class Inference:
         Raises:
           ServingError: no such signature, not a classification signature, a failed run.
         """
-        signature = loaded.servable.signatures.get(signature_name or DEFAULT_SIGNATURE)
-        if signature is None:
-            raise invalid("No signature was found with the name: %s"
-                          % (signature_name or DEFAULT_SIGNATURE))
-        self._check_method(signature, (CLASSIFY_METHOD,), "classification")
+        signature = self._examples_signature(loaded, signature_name, CLASSIFY_METHOD,
+                                             "classification")
         problem = classification_problem(signature)
         if problem is not None:
             ranked = image_model_outputs(signature)
@@ -191,11 +197,8 @@ class Inference:
     def regress(self, loaded, signature_name: str, input_proto,
                 deadline: Optional[float] = None):
         """TF Serving's RunRegress; returns a ``RegressionResult``."""
-        signature = loaded.servable.signatures.get(signature_name or DEFAULT_SIGNATURE)
-        if signature is None:
-            raise invalid("No signature was found with the name: %s"
-                          % (signature_name or DEFAULT_SIGNATURE))
-        self._check_method(signature, (REGRESS_METHOD,), "regression")
+        signature = self._examples_signature(loaded, signature_name, REGRESS_METHOD,
+                                             "regression")
         problem = regression_problem(signature)
         if problem is not None:
             raise invalid(problem)
