@@ -118,6 +118,92 @@ def test_outputs_are_written_as_tf_serving_writes_them():
     assert codec.encode_predict_response({"a": np.zeros((0, 3))}, True) == {"predictions": []}
 
 
+def test_binary_instances_bare_and_named_and_the_common_batch_size():
+    image_sig = sig(image_bytes=spec("image_bytes", object, "DT_STRING"))
+    bare = codec.decode_predict_request({"instances": [{"b64": "AP8="}, {"b64": "YWI="}]},
+                                        image_sig)
+    named = codec.decode_predict_request(
+        {"instances": [{"image_bytes": {"b64": "AP8="}}, {"image_bytes": "ab"}]}, image_sig)
+    for request in (bare, named):
+        assert request.row_format and request.rows == 2
+        assert request.inputs["image_bytes"].tolist() == [b"\x00\xff", b"ab"]
+    two = sig(x=F, k=I32)
+    columns = codec.decode_predict_request({"inputs": {"x": [[1, 2], [3, 4.5]], "k": [7, 8]}},
+                                           two)
+    assert not columns.row_format and columns.rows == 2
+    assert columns.inputs["x"].dtype == np.float32 and columns.inputs["k"].dtype == np.int32
+    mixed = codec.decode_predict_request({"inputs": {"x": [[1, 2]], "k": [7, 8]}}, two)
+    assert mixed.rows is None  # the inputs disagree on the first dimension: never merged
+
+
+def test_string_outputs_are_text_or_base64_for_bytes_names():
+    values = np.array([b"cat", b"\xff\x00"], dtype=object)
+    assert codec.to_json(values, "label") == ["cat", {"b64": "/wA="}]
+    assert codec.to_json(values, "encoded_bytes") == [{"b64": "Y2F0"}, {"b64": "/wA="}]
+
+
+# -- classify on this project's image models -----------------------------------------------------
+
+def image_model_signature(**outputs):
+    return Signature("serving_default", "tensorflow/serving/predict",
+                     {"image_bytes": spec("image_bytes", object, "DT_STRING")},
+                     {k: TensorSpec(k, k + ":0", np.dtype(d), n, shape)
+                      for k, (d, n, shape) in outputs.items()})
+
+
+def test_classify_ranks_top_k_classes_with_their_probabilities():
+    from images.serving.inference import image_model_outputs, rank_image_model
+    signature = image_model_signature(top_k_classes=(np.int64, "DT_INT64", (-1, 2)),
+                                      probabilities=(np.float32, "DT_FLOAT", (-1, 2)),
+                                      classes=(np.int64, "DT_INT64", (-1,)))
+    keys = image_model_outputs(signature)
+    assert keys == ("top_k_classes", "probabilities")
+    # The exporter's probabilities are the top-k ones, in the order of top_k_classes.
+    outputs = {"top_k_classes": np.array([[1, 2], [0, 3]]),
+               "probabilities": np.array([[.6, .2], [.5, .3]], np.float32)}
+    result = rank_image_model(outputs, keys, 2)
+    assert [[(c.label, round(c.score, 4)) for c in row.classes]
+            for row in result.classifications] == [[("1", .6), ("2", .2)], [("0", .5), ("3", .3)]]
+    # Probabilities over every class are read by class id.
+    outputs["probabilities"] = np.array([[.1, .6, .2, .1], [.5, .1, .1, .3]], np.float32)
+    result = rank_image_model(outputs, keys, 2)
+    assert result.classifications[1].classes[1].score == pytest.approx(0.3)
+    with pytest.raises(ServingError, match="returned 2 results for 3 examples"):
+        rank_image_model(outputs, keys, 3)
+
+
+def test_classify_ranks_probabilities_when_there_is_no_top_k():
+    from images.serving.inference import image_model_outputs, rank_image_model
+    signature = image_model_signature(probabilities=(np.float32, "DT_FLOAT", (-1, 3)))
+    keys = image_model_outputs(signature)
+    result = rank_image_model({"probabilities": np.array([[.2, .5, .3]], np.float32)}, keys, 1)
+    assert [c.label for c in result.classifications[0].classes] == ["1", "2", "0"]
+    embeddings = image_model_signature(embeddings=(np.float32, "DT_FLOAT", (-1, 8)))
+    assert image_model_outputs(embeddings) is None
+
+
+def test_classify_signature_gets_serialized_tf_examples_and_returns_tf_servings_result():
+    from tensorflow.core.example import example_pb2
+    from tensorflow_serving.apis import input_pb2
+
+    from images.serving.inference import classification_result
+    proto = examples.input_from_json(
+        {"context": {"lang": "en"}, "examples": [{"x": [1.5, 2.5], "n": 3, "img": {"b64": "AQ=="}}]},
+        input_pb2.Input(), "classify")
+    example = example_pb2.Example.FromString(examples.serialized_examples(proto)[0])
+    feature = example.features.feature
+    assert list(feature["x"].float_list.value) == [1.5, 2.5]
+    assert list(feature["n"].int64_list.value) == [3]
+    assert list(feature["img"].bytes_list.value) == [b"\x01"]
+    assert list(feature["lang"].bytes_list.value) == [b"en"]
+    result = classification_result(np.array([[b"cat", b"dog"]], dtype=object),
+                                   np.array([[0.9, 0.1]], np.float32), 1)
+    classes = result.classifications[0].classes
+    assert classes[0].label == "cat" and classes[1].score == pytest.approx(0.1)
+    with pytest.raises(ServingError, match="Expected scores output batch size of 2"):
+        classification_result(None, np.array([[0.9, 0.1]], np.float32), 2)
+
+
 # -- examples (classify / regress bodies) --------------------------------------------------------
 
 def test_examples_with_context_follow_tf_servings_feature_rules():

@@ -7,21 +7,23 @@ the first dimension).  A queue has a batch ready when it holds ``max_batch_size`
 oldest request has waited ``batch_timeout_micros``; with a timeout of 0 a batch holds whatever
 arrived while the threads were busy, so no request waits for company on an idle server.
 
-Three choices make merged batches pay on a CPU (see docs/serving.md, "Batching"):
+Four choices make merged batches pay on a CPU (see docs/serving.md, "Batching"):
 
 * **Enough batches in flight.**  One model run does not keep a core busy from start to end (the
   in-graph image decoding loop, small ops, the Python work between runs), so with one batch thread
   per core the cores idle between batches while unbatched requests, eight at a time, keep them
   busy.  The default is two batch threads per core.
-* **Batch sizes that are measured to pay.**  A larger batch is not always cheaper per example on
-  a CPU (resnet_v1_50 here: batches of 4 cost less per image than 1, batches of 8 and 16 more,
-  as their activations no longer fit in the caches).  Each queue forms batches in few sizes
-  (``allowed_batch_sizes``, or powers of two) and climbs them one step at a time
-  (:class:`BatchSizer`): the next size up is tried once the current one has been measured
-  cheaper per example than the size below it, and the queue steps back down when it was not.
-  Few sizes also keep TensorFlow's per-shape kernel caches small.  A batch of multi-example
-  requests that cannot be filled exactly is padded up to an allowed size (with the first example
-  repeated, as TF Serving pads) only when ``allowed_batch_sizes`` are given.
+* **Batch sizes measured to pay.**  A larger batch is not always better on a CPU: for
+  resnet_v1_50 here, one batch of 8 costs less per image than one of 4, but four batches of 8
+  at once serve fewer images per second than four of 4 (they share the caches and the memory
+  bandwidth).  Each queue forms batches in few sizes (``allowed_batch_sizes``, or powers of two)
+  and moves its cap by trials that compare the throughput of neighbouring sizes
+  (:class:`BatchSizer`).  A batch of multi-example requests that cannot be filled exactly is
+  padded up to an allowed size (with the first example repeated, as TF Serving pads) only when
+  ``allowed_batch_sizes`` are given.
+* **No hand-off when a batch thread is free.**  The thread that queues a request runs the batch
+  a free batch thread would take at once (:meth:`BatchQueue._run_here`), in one of the
+  ``num_batch_threads`` places: two thread wake-ups fewer per request.
 * **Bounded queues.**  Beyond ``max_enqueued_batches`` batches waiting, requests are refused at
   once (UNAVAILABLE) instead of queueing without limit.
 
@@ -82,12 +84,11 @@ class BatchSizer:
     that says nothing about the sizes) and none failed.  Batches are still formed from what is
     waiting, so a window of the larger size also holds smaller batches: the comparison is of the
     two caps as they serve the load that comes.  After ``windows`` windows of each, the larger
-    size becomes the cap if it
-    served more examples per second by ``margin``; then the next size up is tried.  A trial
-    whose larger size is not reached in ``4 * windows`` of its windows ends at the smaller size:
-    the load does not fill the larger one.  Once the cap
-    has settled, every ``retry_after`` batches the step up and the step down are tried again,
-    in turn, so the cap follows a machine whose load changes.
+    size becomes the cap if it served more examples per second by ``margin``; then the next size
+    up is tried.  A trial whose larger size is not reached in ``4 * windows`` of its windows ends
+    at the smaller size: the load does not fill the larger one.  Once the cap has settled, every
+    ``retry_after`` batches the step up and the step down are tried again, in turn, so the cap
+    follows a machine whose load changes.
 
     Args:
       sizes: the sizes batches are formed in, ascending.
