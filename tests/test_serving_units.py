@@ -534,7 +534,7 @@ def drive_sizer(sizer, clock, seconds_per_batch, batches, available=64, threads=
 
 def test_the_cap_climbs_while_larger_batches_serve_more_and_stops_where_they_do_not():
     clock = Clock()
-    sizer = BatchSizer([1, 2, 4, 8, 16], window=4, clock=clock)
+    sizer = BatchSizer([1, 2, 4, 8, 16], window=4, min_seconds=0, clock=clock)
     assert sizer.cap == 1 and sizer.choose(1) == (1, sizer.choose(1)[1])
     # Per example: 1.0 s alone, less in batches up to 4, more at 8 and 16 (caches).
     cost = {1: 1.0, 2: 0.7, 4: 0.5, 8: 0.8, 16: 1.0}
@@ -547,7 +547,7 @@ def test_the_cap_climbs_while_larger_batches_serve_more_and_stops_where_they_do_
 
 def test_the_cap_follows_a_cheaper_large_batch_and_retries_later():
     clock = Clock()
-    sizer = BatchSizer([1, 2, 4, 8], window=4, retry_after=50, clock=clock)
+    sizer = BatchSizer([1, 2, 4, 8], window=4, min_seconds=0, retry_after=50, clock=clock)
     formed = drive_sizer(sizer, clock, lambda n: 0.1 + 0.01 * n, 200)  # overhead-bound
     assert sizer.cap == 8 and formed[-10:] == [8] * 10
     # The model got slower per example in large batches: a retry finds the smaller size.
@@ -555,9 +555,21 @@ def test_the_cap_follows_a_cheaper_large_batch_and_retries_later():
     assert sizer.cap == 2, sizer.throughput
 
 
+def test_a_window_lasts_its_batches_and_its_shortest_time():
+    clock = Clock()
+    sizer = BatchSizer([1, 2], window=2, min_seconds=1.0, clock=clock)
+    tickets = [sizer.choose(8)[1] for _ in range(5)]
+    assert len(set(map(id, tickets))) == 1  # five batches in 0 s: still the first window
+    clock.now = 1.0
+    size, last = sizer.choose(8)
+    assert last is tickets[0] and last.closed and size == 1
+    size, following = sizer.choose(8)
+    assert following is not last and size == 2  # the next window takes the other size
+
+
 def test_short_queues_say_nothing_about_the_sizes():
     clock = Clock()
-    sizer = BatchSizer([1, 2, 4], window=4, clock=clock)
+    sizer = BatchSizer([1, 2, 4], window=4, min_seconds=0, clock=clock)
     drive_sizer(sizer, clock, lambda n: 1.0, 100, available=1)  # one client: never a full 2
     assert sizer.cap == 1 and not sizer.throughput
     # A failed batch (run again one by one) does not count either.
@@ -571,6 +583,7 @@ def test_concurrent_requests_merge_once_merging_pays(scheduler):
     model = Model(delay=lambda n: 0.01 + 0.0005 * n)
     queue = BatchQueue(scheduler(2), model, "q", max_batch_size=16, max_enqueued_batches=100,
                        inline=False)
+    queue.sizer = BatchSizer(queue.sizes, window=4, min_seconds=0.05)  # short trials
     futures = submit_all(queue, [[float(i)] for i in range(400)])
     assert [f.result(30)["y"][0] for f in futures] == [2.0 * i for i in range(400)]
     assert model.sizes[0] == 1 and max(model.sizes) >= 8, model.sizes

@@ -57,11 +57,12 @@ def default_batch_sizes(max_batch_size: int) -> List[int]:
 
 class _Window:
     """Batches formed at one size during a trial, and what they served."""
-    __slots__ = ("size", "to_form", "running", "examples", "started", "reached", "ok")
+    __slots__ = ("size", "formed", "closed", "running", "examples", "started", "reached", "ok")
 
-    def __init__(self, size, batches, started):
+    def __init__(self, size, started):
         self.size = size
-        self.to_form = batches
+        self.formed = 0
+        self.closed = False  # has all its batches; the next window takes the other size
         self.running = 0
         self.examples = 0
         self.started = started
@@ -78,7 +79,9 @@ class BatchSizer:
     batches of 8 are cheaper per image than batches of 4 one at a time, and slower four at a
     time).  So the cap moves by trials between two neighbouring sizes: windows of ``window``
     batches formed at one size alternate with windows at the other (so both see the same
-    machine, whose load changes from second to second), and each window's throughput is its
+    machine, whose load changes from second to second; a window lasts at least ``min_seconds``,
+    so that one of a fast model spans many scheduler time slices), and each window's throughput
+    is its
     examples divided by the time from its first batch's start to its last batch's end.  A
     window counts only if at least one of its batches reached its size (a queue too short for
     that says nothing about the sizes) and none failed.  Batches are still formed from what is
@@ -92,17 +95,20 @@ class BatchSizer:
 
     Args:
       sizes: the sizes batches are formed in, ascending.
-      window: batches in one window (about two per batch thread).
+      window: batches in one window, at least (about two per batch thread).
+      min_seconds: the shortest window.
       windows: windows of each size in a trial.
       margin: how much more throughput the larger size must give to win.
       retry_after: batches between trials once the cap has settled.
       clock: the time source (tests pass their own).
     """
 
-    def __init__(self, sizes: Sequence[int], window: int = 8, windows: int = 2,
-                 margin: float = 0.05, retry_after: int = 500, clock=time.monotonic):
+    def __init__(self, sizes: Sequence[int], window: int = 8, min_seconds: float = 0.5,
+                 windows: int = 2, margin: float = 0.05, retry_after: int = 500,
+                 clock=time.monotonic):
         self.sizes = list(sizes)
         self.window = max(1, window)
+        self.min_seconds = min_seconds
         self.windows = windows
         self.margin = margin
         self.retry_after = retry_after
@@ -141,12 +147,14 @@ class BatchSizer:
         fits = [s for s in self.sizes[:low + self._arm + 1] if s <= available]
         size = fits[-1] if fits else None
         if self._open is None:
-            self._open = _Window(target, self.window, self.clock())
+            self._open = _Window(target, self.clock())
         window = self._open
         window.reached = window.reached or size == target
-        window.to_form -= 1
+        window.formed += 1
         window.running += 1
-        if window.to_form == 0:  # this window has its batches: the next takes the other size
+        if window.formed >= self.window and \
+                self.clock() - window.started >= self.min_seconds:
+            window.closed = True  # the next batches make a window of the other size
             self._open = None
             self._arm ^= 1
         return size, window
@@ -160,7 +168,7 @@ class BatchSizer:
         ticket.running -= 1
         ticket.examples += size
         ticket.ok = ticket.ok and ok
-        if ticket.to_form or ticket.running or self._trial is None:
+        if not ticket.closed or ticket.running or self._trial is None:
             return
         low, results = self._trial
         if ticket.size not in results:
@@ -627,8 +635,11 @@ class BatchScheduler:
         """Wakes what may go on now that a batch ended (called with the lock held)."""
         if self.closing or queue.closed:
             self.cond.notify_all()  # close() waits for the queues to drain
-        else:
-            self.cond.notify()  # one batch thread may take the next batch
+        elif self._waiting():
+            # One batch thread may take the next batch.  None is woken for nothing: on a busy
+            # machine a thread that takes the interpreter lock and is then preempted stalls the
+            # threads answering requests.
+            self.cond.notify()
 
     def _waiting(self):
         return any(queue.tasks for queue in self.queues)
