@@ -11,9 +11,10 @@ and one without.  Closed-loop clients (driven by asyncio in one thread) send one
 per request for a fixed time: over REST, one keep-alive connection each posting ``:predict``;
 over gRPC, one channel each calling ``PredictionService/Predict`` with TF Serving's protos.
 Requests/s counts the requests completed in that window, latencies are per request as the client
-sees them.  The windows alternate between the two servers, so a change in the machine's load
-hits both alike (on, off, then off, on, ...); the second table divides batching on by off.  "mean batch" is the examples per
-model call, from the server's counters.  Client and servers share the machine's cores.
+sees them.  The windows alternate between the two servers (on, off, then off, on, ...), so a
+change in the machine's load hits both alike; the second table divides batching on by off.
+"mean batch" is the examples per model call, from the server's counters.  Client and servers
+share the machine's cores.
 """
 import argparse
 import asyncio

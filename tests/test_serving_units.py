@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from images.serving import codec, config, examples
-from images.serving.batching import BatchQueue, BatchScheduler, BatchSizer
+from images.serving.batching import BatchQueue, BatchScheduler, BatchSizer, default_batch_sizes
 from images.serving.errors import ServingError
 from images.serving.image_limits import check_images, image_size
 from images.serving.metrics import server_metrics
@@ -188,7 +188,8 @@ def test_classify_signature_gets_serialized_tf_examples_and_returns_tf_servings_
 
     from images.serving.inference import classification_result
     proto = examples.input_from_json(
-        {"context": {"lang": "en"}, "examples": [{"x": [1.5, 2.5], "n": 3, "img": {"b64": "AQ=="}}]},
+        {"context": {"lang": "en"},
+         "examples": [{"x": [1.5, 2.5], "n": 3, "img": {"b64": "AQ=="}}]},
         input_pb2.Input(), "classify")
     example = example_pb2.Example.FromString(examples.serialized_examples(proto)[0])
     feature = example.features.feature
@@ -533,6 +534,7 @@ def drive_sizer(sizer, clock, seconds_per_batch, batches, available=64, threads=
 
 
 def test_the_cap_climbs_while_larger_batches_serve_more_and_stops_where_they_do_not():
+    assert default_batch_sizes(12) == [1, 2, 4, 8, 12]  # the sizes without allowed_batch_sizes
     clock = Clock()
     sizer = BatchSizer([1, 2, 4, 8, 16], window=4, min_seconds=0, clock=clock)
     assert sizer.cap == 1 and sizer.choose(1) == (1, sizer.choose(1)[1])
