@@ -37,16 +37,22 @@ BUILD="$VENV/cuda-build"
 LOG="$VENV/horovod-gpu-build.log"
 CUDA13_WHEELS="nvidia-cuda-nvcc==13.0.88 nvidia-cuda-crt==13.0.88 nvidia-nvvm==13.0.88
   nvidia-cuda-runtime==13.0.96 nvidia-cuda-cccl==13.0.85"
+PIPLOG="$VENV/pip-install.log"
 say() { echo "build_horovod_gpu: $*"; }
 die() { echo "build_horovod_gpu: error: $*" >&2; exit 1; }
+# pip's own lines go to PIPLOG ("Downloading x.whl (475.2 MB)" lines give the download size).
+pip_logged() {
+  "$PY" -m pip "$@" >>"$PIPLOG" 2>&1 || { tail -20 "$PIPLOG" >&2; die "pip $* failed (log: $PIPLOG)"; }
+}
 
 # ---------------------------------------------------------------- 1. TensorFlow with CUDA 12 wheels
 if [ ! -x "$PY" ]; then
   "$PYTHON" -m venv "$VENV"
-  "$PY" -m pip install -q --upgrade "pip>=23.2" "setuptools>=69" wheel packaging
+  pip_logged install --upgrade "pip>=23.2" "setuptools>=69" wheel packaging
 fi
-"$PY" -m pip install -q -e ".[gpu,test,serving]"
-"$PY" -m pip install -q "cmake>=3.20"
+say "installing tensorflow[and-cuda]==2.15.1 and the project into $VENV (log: $PIPLOG)"
+pip_logged install -e ".[gpu,test,serving]"
+pip_logged install "cmake>=3.20"
 SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 # The and-cuda pins, read from the installed tensorflow's metadata, against what pip installed.
@@ -97,7 +103,7 @@ else
   if [ ! -x "$BUILD/nvidia/cu13/bin/nvcc" ]; then
     say "PyPI has no CUDA 12 nvcc; installing PyPI's CUDA 13.0 compiler wheels into $BUILD"
     # shellcheck disable=SC2086
-    "$PY" -m pip install -q --no-deps --target "$BUILD" $CUDA13_WHEELS
+    pip_logged install --no-deps --target "$BUILD" $CUDA13_WHEELS
   fi
   CUDA_HOME_USED=$BUILD/nvidia/cu13
   # The wheels put the libraries in lib/, where nvcc.profile and CMake look in lib64/, and ship
@@ -164,6 +170,25 @@ echo "$check"
 echo "$check" | grep -Eq '\[X\] NCCL' \
   || die "horovodrun --check-build does not list NCCL (its stderr: $VENV/check-build.stderr)"
 say "ok: Horovod lists NCCL among its tensor operations"
+# What pip fetched: "Downloading x.whl (475.2 MB)" from the index, "Processing /path/x.whl" from a
+# local mirror (this machine has one for some packages; a user's machine downloads those too).
+"$PY" - "$PIPLOG" "$LOG" <<'PYEOF'
+import os
+import re
+import sys
+units = {"B": 1 / 1048576, "kB": 1 / 1024, "MB": 1.0, "GB": 1024.0}
+net = local = 0.0
+for path in sys.argv[1:]:
+    for line in open(path, errors="replace"):
+        m = re.search(r"Downloading \S+ \(([0-9.]+) ([kMG]?B)\)", line)
+        if m:
+            net += float(m.group(1)) * units[m.group(2)]
+        m = re.search(r"Processing (/\S+\.(?:whl|tar\.gz|zip))\s*$", line)
+        if m and os.path.exists(m.group(1)):
+            local += os.path.getsize(m.group(1)) / 1048576
+print("build_horovod_gpu: pip fetched %.0f MB of packages (%.0f MB downloaded, %.0f MB from a "
+      "local mirror)" % (net + local, net, local))
+PYEOF
 }
 
 main "$@"

@@ -68,17 +68,19 @@ def _trainer_args(train_dir, *extra):
             "--use_fp16=False"] + list(extra)
 
 
-def test_trainer_xla_runs_the_step_through_xla(tmp_path):
+@pytest.mark.parametrize("use_xla", [True, False])
+def test_trainer_runs_the_step_through_xla_only_with_xla(tmp_path, use_xla):
     # The step's Chrome trace (ProfilerHook) names the ops that ran: with --xla the network's
-    # ops run inside XLA clusters (_XlaCompile / _XlaRun).
-    proc = run_script(_trainer_args(tmp_path, "--xla", "--profile_every_n_iters=2",
+    # ops run inside XLA clusters (_XlaCompile / _XlaRun); without it none do, although the
+    # trainer always registers the CPU device for XLA.
+    proc = run_script(_trainer_args(tmp_path, "--xla=%s" % use_xla, "--profile_every_n_iters=2",
                                     "--hooks=StopAtStepHook,ProfilerHook,LoggingTensorHook"),
                       timeout=300, env={"TF_XLA_FLAGS": ""})
-    assert "XLA: on" in proc.stderr
+    assert ("XLA: on" if use_xla else "XLA: off") in proc.stderr
     traces = glob.glob(os.path.join(str(tmp_path), "timeline-*.json"))
     assert traces, os.listdir(str(tmp_path))
     text = open(traces[0]).read()
-    assert "_XlaRun" in text
+    assert ("_XlaRun" in text) == use_xla
 
 
 def test_trainer_xla_contradicting_environment_is_a_usage_error(tmp_path):
