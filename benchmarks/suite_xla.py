@@ -69,7 +69,7 @@ def run(args):
                          "TensorFlow kernels", rate, rate / base])
     common.print_table(
         "resnet_v1_50 training, XLA vs not, float32 on this CPU (median of %d round(s) of %d "
-        "steps; load: %s)" % (rounds, steps, os.getloadavg()[0]),
+        "steps; 1-minute load %.1f)" % (rounds, steps, os.getloadavg()[0]),
         ["image", "batch", "compiled by", "images/s", "vs TensorFlow kernels"], rows)
     return {"rows": rows}
 
