@@ -170,6 +170,10 @@ class Smoke:
         return done.group(0) if done else None
 
 
+def _rounded(rates):
+    return {d: None if v is None else round(v, 2) for d, v in rates.items()}
+
+
 def fmt(value, pattern="%.1f"):
     return "-" if value is None else pattern % value
 
@@ -198,7 +202,7 @@ def main():
     one32 = smoke.per_device(False)
     one16 = smoke.per_device(True)
     print("gpu_smoke: per-%s images/s float32 %s, float16 %s"
-          % (what, json.dumps(one32), json.dumps(one16)), flush=True)
+          % (what, json.dumps(_rounded(one32)), json.dumps(_rounded(one16))), flush=True)
     all32, nccl = smoke.all_devices(False)
     all16, _ = smoke.all_devices(True)
     xla16 = smoke.xla_run()
