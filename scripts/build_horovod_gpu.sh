@@ -46,6 +46,8 @@ pip_logged() {
 }
 
 # ---------------------------------------------------------------- 1. TensorFlow with CUDA 12 wheels
+mkdir -p "$VENV"
+: >"$PIPLOG"
 if [ ! -x "$PY" ]; then
   "$PYTHON" -m venv "$VENV"
   pip_logged install --upgrade "pip>=23.2" "setuptools>=69" wheel packaging
@@ -82,12 +84,6 @@ if bad:
     sys.exit("build_horovod_gpu: error: %s differ from tensorflow's and-cuda pins; "
              "reinstall with pip install 'tensorflow[and-cuda]==2.15.1'" % ", ".join(bad))
 PYEOF
-
-if [ "${FASTNN_REBUILD_HOROVOD:-0}" != 1 ] && [ -x "$VENV/bin/horovodrun" ] \
-   && PATH="$VENV/bin:$PATH" "$VENV/bin/horovodrun" --check-build 2>/dev/null | grep -q '\[X\] NCCL'; then
-  say "horovod with NCCL is already built in $VENV (FASTNN_REBUILD_HOROVOD=1 rebuilds it)"
-  exit 0
-fi
 
 # ---------------------------------------------------------------- 2. the CUDA compiler, explicitly
 mkdir -p "$BUILD"
@@ -127,6 +123,10 @@ ln -sfn "$NCCL_DIR/lib/libnccl.so.2" "$BUILD/nccl-lib/libnccl.so"
 # ---------------------------------------------------------------- 4. Horovod with NCCL
 # Horovod's build_utils runs the first `nvcc` on PATH for the architecture list, and CMake would
 # find /usr/local/cuda by itself: every way of finding CUDA points at the chosen toolkit.
+if [ "${FASTNN_REBUILD_HOROVOD:-0}" != 1 ] && [ -x "$VENV/bin/horovodrun" ] \
+   && PATH="$VENV/bin:$PATH" "$VENV/bin/horovodrun" --check-build 2>/dev/null | grep -q '\[X\] NCCL'; then
+  say "horovod with NCCL is already built in $VENV (FASTNN_REBUILD_HOROVOD=1 rebuilds it)"
+else
 say "building horovod 0.28.1 (log: $LOG)"
 "$PY" -m pip uninstall -q -y horovod 2>/dev/null || true
 env PATH="$CUDA_HOME_USED/bin:$VENV/bin:$PATH" \
@@ -140,28 +140,33 @@ env PATH="$CUDA_HOME_USED/bin:$VENV/bin:$PATH" \
   CMAKE_POLICY_VERSION_MINIMUM=3.5 MAKEFLAGS="${MAKEFLAGS:--j2}" \
   "$PY" -m pip install -v --no-build-isolation --no-cache-dir horovod==0.28.1 >"$LOG" 2>&1 \
   || { tail -40 "$LOG" >&2; die "horovod build failed; full log in $LOG"; }
+fi
 
 # ---------------------------------------------------------------- 5. proof of what was used
-# From CMake's own lines in the log, and from the built library.
-compiler_line=$(grep -m1 "Check for working CUDA compiler" "$LOG" || true)
-kernel_line=$(grep -m1 -E "nvcc .* -c [^ ]*cuda_kernels\.cu" "$LOG" || true)
-nccl_line=$(grep -m1 "Found NCCL" "$LOG" || true)
-case "$compiler_line" in *"$NVCC"*) ;; *) die "CMake did not use $NVCC: '$compiler_line'" ;; esac
-case "$kernel_line" in *"$NVCC "*) ;; *) die "cuda_kernels.cu was not compiled by $NVCC" ;; esac
-case "$nccl_line" in *"$NCCL_DIR/include"*"$BUILD/nccl-lib/libnccl.so"*) ;;
-  *) die "CMake did not use the NCCL of $NCCL_DIR: '$nccl_line'" ;; esac
-if grep -q "/usr/local/cuda" "$LOG"; then
-  die "the build log mentions /usr/local/cuda: $(grep -m1 /usr/local/cuda "$LOG")"
+# From CMake's own lines in the build log (kept with the environment), and from the built library.
+if [ -f "$LOG" ] && grep -q "Check for working CUDA compiler" "$LOG"; then
+  compiler_line=$(grep -m1 "Check for working CUDA compiler" "$LOG" || true)
+  kernel_line=$(grep -m1 -E "nvcc .* -c [^ ]*cuda_kernels\.cu" "$LOG" || true)
+  nccl_line=$(grep -m1 "Found NCCL (include" "$LOG" || true)
+  case "$compiler_line" in *"$NVCC"*) ;; *) die "CMake did not use $NVCC: '$compiler_line'" ;; esac
+  case "$kernel_line" in *"$NVCC "*) ;; *) die "cuda_kernels.cu was not compiled by $NVCC" ;; esac
+  case "$nccl_line" in *"$NCCL_DIR/include"*"$BUILD/nccl-lib/libnccl.so"*) ;;
+    *) die "CMake did not use the NCCL of $NCCL_DIR: '$nccl_line'" ;; esac
+  if grep -q "/usr/local/cuda" "$LOG"; then
+    die "the build log mentions /usr/local/cuda: $(grep -m1 /usr/local/cuda "$LOG")"
+  fi
+  LIB=$(ls "$SITE"/horovod/tensorflow/mpi_lib*.so)
+  needed=$(readelf -d "$LIB" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+  case "$needed" in *libnccl.so.2*) ;; *) die "$LIB does not link libnccl.so.2 (NEEDED: $needed)" ;; esac
+  say "$(grep -m1 'The CUDA compiler identification' "$LOG" | sed 's/^ *-- //')"
+  say "${compiler_line#*-- }"
+  say "cuda_kernels.cu compiled by: $(echo "$kernel_line" | grep -o '[^ ]*/nvcc' | head -1)"
+  say "${nccl_line#*-- }"
+  say "$(basename "$LIB") needs: $needed"
+  say "$(basename "$LIB") runpath: $(readelf -d "$LIB" | sed -n 's/.*(RUNPATH).*\[\(.*\)\]/\1/p')"
+else
+  say "no CMake output in $LOG to prove the build from (FASTNN_REBUILD_HOROVOD=1 rebuilds)"
 fi
-LIB=$(ls "$SITE"/horovod/tensorflow/mpi_lib*.so)
-needed=$(readelf -d "$LIB" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
-case "$needed" in *libnccl.so.2*) ;; *) die "$LIB does not link libnccl.so.2 (NEEDED: $needed)" ;; esac
-say "$(grep -m1 'The CUDA compiler identification' "$LOG" | sed 's/^ *-- //')"
-say "${compiler_line#*-- }"
-say "cuda_kernels.cu compiled by: $(echo "$kernel_line" | grep -o '[^ ]*/nvcc' | head -1)"
-say "${nccl_line#*-- }"
-say "$(basename "$LIB") needs: $needed"
-say "$(basename "$LIB") runpath: $(readelf -d "$LIB" | sed -n 's/.*(RUNPATH).*\[\(.*\)\]/\1/p')"
 
 # ---------------------------------------------------------------- 6. horovodrun --check-build
 # TensorFlow's start-up lines go to a file; the table to the terminal.
@@ -186,8 +191,8 @@ for path in sys.argv[1:]:
         m = re.search(r"Processing (/\S+\.(?:whl|tar\.gz|zip))\s*$", line)
         if m and os.path.exists(m.group(1)):
             local += os.path.getsize(m.group(1)) / 1048576
-print("build_horovod_gpu: pip fetched %.0f MB of packages (%.0f MB downloaded, %.0f MB from a "
-      "local mirror)" % (net + local, net, local))
+print("build_horovod_gpu: pip fetched %.0f MB of packages in this run (%.0f MB downloaded, %.0f MB "
+      "from a local mirror)" % (net + local, net, local))
 PYEOF
 }
 
