@@ -1,9 +1,10 @@
 # fastnn: `make demo` and `make test` set everything up in .venv on first use.
 PYTHON ?= python3.11
-VENV   := .venv
+GPU    ?= 0
+# GPU=1 builds its own environment, so the CPU .venv stays as it is (docs/distributed.md, "GPUs").
+VENV   := $(if $(filter 1,$(GPU)),.venv-gpu,.venv)
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-GPU    ?= 0
 TF_EXTRA := $(if $(filter 1,$(GPU)),gpu,cpu)
 
 # Stamps make `install` idempotent: a second run finds them and installs nothing.
@@ -13,9 +14,18 @@ HVD_STAMP  := $(VENV)/.fastnn-horovod-$(TF_EXTRA)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test bench clean-venv
+.PHONY: install demo test bench clean-venv check-gpu-build
 
+ifeq ($(GPU),1)
+# TensorFlow's CUDA 12 wheels and Horovod built with NCCL: scripts/build_horovod_gpu.sh.
+GPU_STAMP := $(VENV)/.fastnn-gpu
+install: $(GPU_STAMP)
+$(GPU_STAMP): pyproject.toml scripts/build_horovod_gpu.sh
+	PYTHON=$(PYTHON) bash scripts/build_horovod_gpu.sh $(VENV)
+	touch $@
+else
 install: $(BASE_STAMP) $(HVD_STAMP)
+endif
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -60,3 +70,17 @@ bench: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The GPU build from scratch (a new environment, an empty pip cache), with its wall time; the
+# script prints what pip fetched (docs/distributed.md, "GPUs").  Compiles without a GPU; gigabytes
+# of wheels, so not part of `make test`.  KEEP_GPU_CHECK=1 keeps .venv-gpu-check afterwards.
+GPU_CHECK := .venv-gpu-check
+check-gpu-build:
+	rm -rf $(GPU_CHECK) $(GPU_CHECK).pip-cache
+	start=$$(date +%s); \
+	  PIP_CACHE_DIR="$(CURDIR)/$(GPU_CHECK).pip-cache" PYTHON=$(PYTHON) \
+	    bash scripts/build_horovod_gpu.sh $(GPU_CHECK) && \
+	  echo "check-gpu-build: $$(( $$(date +%s) - start )) s from scratch; environment:" \
+	    "$$(du -sm $(GPU_CHECK) | cut -f1) MB on disk"
+	rm -rf $(GPU_CHECK).pip-cache
+	[ "$(KEEP_GPU_CHECK)" = 1 ] || rm -rf $(GPU_CHECK)

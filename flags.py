@@ -138,6 +138,9 @@ flags.DEFINE_integer("num_intra_threads", 0, "TensorFlow intra-op threads (0: Te
                      "choice).")
 flags.DEFINE_integer("num_inter_threads", 0, "TensorFlow inter-op threads (0: TensorFlow's "
                      "choice).")
+flags.DEFINE_boolean("xla", False, "Compile the training step with XLA's JIT (auto-clustering: "
+                     "the session's global_jit_level; also on CPUs). For GPUs; on this project's "
+                     "CPU it made resnet_v1_50 slower (docs/BENCHMARKS.md, \"XLA\").")
 
 # ----------------------------------------------------------------------------- distribution
 flags.DEFINE_boolean("hvd_fp16_compression", False, "Allreduce gradients as float16.")

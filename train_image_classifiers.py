@@ -9,6 +9,8 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from images.utils import xla  # noqa: E402
+xla.allow_cpu_jit()  # before TensorFlow starts, or --xla could not compile on CPUs
 
 from absl import app  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
@@ -92,6 +94,7 @@ def main(argv):
     training.setup_logging(cluster.rank)
     try:
         record, dataset = check_flags()
+        log.info("%s", xla.describe(FLAGS.xla))
         return train(cluster, record, dataset)
     except (UsageError, ValueError, FileNotFoundError) as e:
         log.error("%s", e)
@@ -251,10 +254,12 @@ def train(cluster, record, dataset):
                 hooks=hooks, save_checkpoint_secs=None, save_checkpoint_steps=None,
                 save_summaries_steps=(FLAGS.save_summaries_steps or None) if is_chief else None,
                 save_summaries_secs=None, log_step_count_steps=None,
-                config=policy.configure_session(distributed.configure_session(
-                    cluster, training.session_config(FLAGS.num_intra_threads,
-                                                     FLAGS.num_inter_threads,
-                                                     FLAGS.log_device_placement)))) as sess:
+                config=xla.configure_session(
+                    policy.configure_session(distributed.configure_session(
+                        cluster, training.session_config(FLAGS.num_intra_threads,
+                                                         FLAGS.num_inter_threads,
+                                                         FLAGS.log_device_placement))),
+                    FLAGS.xla)) as sess:
             training.run_training_loop(sess, train_op, global_step)
         if is_chief:
             log.info("training done at step %d; checkpoints in %s",

@@ -298,6 +298,10 @@ class Trainer:
         with self.graph.as_default():
             config = large_layer_session_config(self.cfg.num_intra_threads,
                                                 self.cfg.num_inter_threads)
+            if self.cluster.distributed:
+                # Each worker on the GPU of its local rank, as in the image trainer: workers
+                # sharing a GPU make NCCL fail ("Duplicate GPU detected").
+                config.gpu_options.visible_device_list = str(self.cluster.local_rank)
             self.sess = tf.train.MonitoredSession(
                 session_creator=tf.train.ChiefSessionCreator(scaffold=self.scaffold,
                                                              config=config),
