@@ -20,6 +20,7 @@ class LargeScaleConfig:
     class_num: int = 85742                 # PLSC's default (MS1M-ArcFace)
     emb_size: int = 512
     loss_type: str = "dist_arcface"
+    model_parallel: Optional[bool] = None  # PLSC v0.2: True -> dist_ form of the loss type
     margins: Optional[Tuple[float, float, float]] = None   # None: the loss type's defaults
     scale: float = 64.0
     easy_margin: bool = False
@@ -33,24 +34,29 @@ class LargeScaleConfig:
     train_steps: Optional[int] = None
     warmup_epochs: float = 0.0
     step_boundaries: Optional[Sequence[int]] = None   # None: 50%, 75%, 90% of the steps
-    model: Any = "resnet_v1_50"
+    model: Any = "irresnet_50"             # PLSC's default, ResNet50 (IR-ResNet-50)
     lr: float = 0.1                        # for a global batch of 1024, scaled linearly
     weight_decay: float = 5e-4
-    optimizer: str = "momentum"
+    lr_decay_factor: float = 0.1           # multiplies the rate at each step boundary
+    optimizer: Any = "momentum"            # a name, or a tf.compat.v1.train.Optimizer object
     optimizer_kwargs: dict = dataclasses.field(default_factory=lambda: {"momentum": 0.9})
+    fc_momentum_dtype: str = "float32"     # the FC shard's momentum slot (bfloat16/float16)
+    fc_initializer: Any = None             # set_distfc_attr: stddev or fn(shape, dtype)
+    fc_bias_initializer: Any = None
     use_mixed_precision: bool = False
     mixed_precision_dtype: str = "float16"
     init_loss_scaling: float = 1.0
     incr_every_n_steps: int = 2000
-    decr_every_n_nan_or_inf: int = 1
+    decr_every_n_nan_or_inf: int = 2
     incr_ratio: float = 2.0
     decr_ratio: float = 0.5
     use_dynamic_loss_scaling: bool = True
     checkpoint_dir: Optional[str] = None   # load from here (re-sharding when needed)
     model_save_dir: Optional[str] = "output"
     save_steps: Optional[int] = None       # None: every epoch and at the end
-    max_to_keep: int = 3
+    max_to_keep: int = 3                   # set_max_last_checkpoint_num (0: keep all)
     with_test: bool = False
+    test_period: int = 0                   # > 0: verification every this many steps
     val_targets: str = "lfw"
     calc_acc: bool = False
     sample_ratio: float = 1.0
@@ -59,6 +65,24 @@ class LargeScaleConfig:
     num_intra_threads: int = 0
     num_inter_threads: int = 0
     mock_steps: int = DEFAULT_MOCK_STEPS
+    hdfs: Optional[Tuple[str, str, Optional[str], Optional[str]]] = None  # set_hdfs_info
 
     def val_target_list(self):
         return [t.strip() for t in self.val_targets.split(",") if t.strip()]
+
+    def resolved_loss_type(self):
+        """The registry loss after PLSC v0.2's ``set_model_parallel``: True turns ``arcface``
+        into ``dist_arcface`` (and so on); False keeps the whole layer on every worker.
+
+        Raises:
+          ValueError: ``set_model_parallel(False)`` with a ``dist_`` loss.
+        """
+        name = self.loss_type
+        if self.model_parallel and not name.startswith("dist_"):
+            return "dist_" + name
+        if self.model_parallel is False and name.startswith("dist_"):
+            raise ValueError("loss %s splits the FC layer over the workers, but "
+                             "set_model_parallel(False) asks for the whole layer on every "
+                             "worker: use set_loss_type(%r) or set_model_parallel(True)"
+                             % (name, name[len("dist_"):]))
+        return name

@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from images.serving import codec
+from images.serving import codec, plsc_route
 from images.serving.batching import BatcherClosedError, QueueFullError
 from images.serving.codec import RequestError
 from images.serving.manager import ModelManager, ModelNotFoundError, ModelUnavailableError
@@ -331,4 +331,5 @@ def create_app(manager: ModelManager, max_request_bytes: int = DEFAULT_MAX_REQUE
                      % (label, manager.current_version or 0))
         return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
+    plsc_route.mount(app, manager, max_request_bytes)  # PLSC's /FaceClassifyService/inference
     return app
