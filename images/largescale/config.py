@@ -9,9 +9,12 @@ whole-layer loss each worker would need about 4x more for the layer.  With Parti
 weights and their slot stay at full size.
 """
 import dataclasses
+import os
 from typing import Any, Optional, Sequence, Tuple
 
 DEFAULT_MOCK_STEPS = 10
+# PLSC's default dataset dir; when it does not exist the Entry trains on mock data.
+PLSC_DATASET_DIR = "./train_data"
 
 
 @dataclasses.dataclass
@@ -27,7 +30,7 @@ class LargeScaleConfig:
     train_batch_size: int = 64             # per worker (PLSC: 128 on a GPU)
     test_batch_size: int = 64
     image_shape: Tuple[int, int, int] = (3, 112, 112)
-    dataset_dir: Optional[str] = None
+    dataset_dir: Optional[str] = PLSC_DATASET_DIR
     dataset_format: Optional[str] = None   # None: detected from the files
     train_image_num: Optional[int] = None  # None: counted from the files
     train_epochs: Optional[float] = None   # None: 120 with data (PLSC), see train_steps
@@ -55,7 +58,7 @@ class LargeScaleConfig:
     model_save_dir: Optional[str] = "output"
     save_steps: Optional[int] = None       # None: every epoch and at the end
     max_to_keep: int = 3                   # set_max_last_checkpoint_num (0: keep all)
-    with_test: bool = False
+    with_test: bool = True                 # PLSC's default; skipped without .bin sets
     test_period: int = 0                   # > 0: verification every this many steps
     val_targets: str = "lfw"
     calc_acc: bool = False
@@ -66,6 +69,13 @@ class LargeScaleConfig:
     num_inter_threads: int = 0
     mock_steps: int = DEFAULT_MOCK_STEPS
     hdfs: Optional[Tuple[str, str, Optional[str], Optional[str]]] = None  # set_hdfs_info
+
+    def resolved(self):
+        """This config with PLSC's default dataset dir dropped when it does not exist (mock
+        data then)."""
+        if self.dataset_dir == PLSC_DATASET_DIR and not os.path.isdir(self.dataset_dir):
+            return dataclasses.replace(self, dataset_dir=None)
+        return self
 
     def val_target_list(self):
         return [t.strip() for t in self.val_targets.split(",") if t.strip()]

@@ -55,6 +55,7 @@ class Entry(PLSCSetters):
         # What the last train() of this Entry produced: its last checkpoint folder, or the
         # embedding model's variables in memory when nothing was saved.
         self._trained = None
+        _export_trainer_env()
 
     # ------------------------------------------------------------------ setters
     def _set(self, **kw):
@@ -150,7 +151,8 @@ class Entry(PLSCSetters):
     def set_dataset_dir(self, directory):
         """Folder with the training data (PLSC's ``label.txt`` and images, or
         ``file_list.txt`` naming base64 or TFRecord files) and the ``<target>.bin``
-        verification sets; None trains on mock data."""
+        verification sets.  The default is PLSC's ``./train_data`` when it exists; None (or
+        no such folder) trains on mock data."""
         if directory is not None and not os.path.isdir(directory):
             raise ValueError("dataset dir %s does not exist" % directory)
         self._set(dataset_dir=directory)
@@ -317,8 +319,8 @@ class Entry(PLSCSetters):
         self._set(save_steps=_positive_int("save_steps", steps))
 
     def set_with_test(self, with_test):
-        """Run the verification sets during training: after each checkpoint, or every
-        ``set_test_period`` steps."""
+        """Run the verification sets during training (on by default, as in PLSC; sets without
+        a ``.bin`` are skipped): after each checkpoint, or every ``set_test_period`` steps."""
         self._set(with_test=bool(with_test))
 
     def set_val_targets(self, targets):
@@ -358,9 +360,6 @@ class Entry(PLSCSetters):
         if self._cluster is None:
             from images.utils import distributed
             self._cluster = distributed.init_cluster(True)
-            # Readers written for PLSC shard their data by these (plsc/utils/*_reader.py).
-            os.environ.setdefault("PADDLE_TRAINER_ID", str(self._cluster.rank))
-            os.environ.setdefault("PADDLE_TRAINERS_NUM", str(self._cluster.size))
         return self._cluster
 
     def _setup_logging(self):
@@ -379,9 +378,21 @@ class Entry(PLSCSetters):
         manager; ``train()`` uses it)."""
         from images.largescale.trainer import Trainer
         self._setup_logging()
-        return Trainer(self.config, self.cluster,
-                       train_reader=self._reader(self.train_reader, self.train_dataset),
-                       test_reader=self.test_reader)
+        t = Trainer(self.config.resolved(), self.cluster,
+                    train_reader=self._reader(self.train_reader, self.train_dataset),
+                    test_reader=self.test_reader)
+        t.on_exit = self._remember
+        return t
+
+    def _remember(self, t):
+        """Keeps what a trainer of this Entry trained, for test / predict / export."""
+        if t.last_checkpoint:
+            self._trained = t.last_checkpoint
+        else:
+            from images.largescale.export import TrainedState
+            step = t.run(t.global_step)
+            self._trained = TrainedState(t.run({v.op.name: v for v in t.other_variables}),
+                                         step, t.emb_size)
 
     def train(self):
         """Trains (on every worker), saving checkpoints to the model save dir.
@@ -398,16 +409,10 @@ class Entry(PLSCSetters):
         t = self.trainer()
         with t:
             step = t.fit()
-            self._trained = t.last_checkpoint or self._in_memory(t, step)
         cfg = self.config
         if cfg.hdfs and cfg.hdfs[2] and cfg.model_save_dir and self.cluster.rank == 0:
             remote.upload(cfg.model_save_dir, cfg.hdfs[0], cfg.hdfs[2])
         return {"step": int(step), "test": t.results}
-
-    def _in_memory(self, t, step):
-        from images.largescale.export import TrainedState
-        values = t.run({v.op.name: v for v in t.other_variables})
-        return TrainedState(values, step, t.emb_size)
 
     def _checkpoint(self):
         """What test / predict / export use: the model the last ``train()`` of this Entry left,
@@ -437,7 +442,7 @@ class Entry(PLSCSetters):
           ``{target: {'accuracy', 'accuracy_std', 'val', 'far', ...}}``.
         """
         from images.largescale import trainer as trainer_lib
-        cfg = self.config
+        cfg = self.config.resolved()
         if not cfg.dataset_dir and self.test_reader is None:
             raise ValueError("test() reads <dataset_dir>/<target>.bin: set_dataset_dir first")
         if self.cluster.rank != 0:
@@ -451,9 +456,13 @@ class Entry(PLSCSetters):
         model = self._embedding_model()
         try:
             log.info("testing the model of step %d", model.step)
-            return trainer_lib.run_verification_sets(cfg, model.embed, targets, self.test_reader)
+            results = trainer_lib.run_verification_sets(cfg, model.embed, targets,
+                                                        self.test_reader)
         finally:
             model.close()
+        for res in results.values():
+            res["step"] = model.step
+        return results
 
     def predict(self, images=None, normalize=True):
         """Embeddings ``[N, emb_size]`` (not classes), L2-normalised unless ``normalize`` is
@@ -477,7 +486,7 @@ class Entry(PLSCSetters):
         import numpy as np
         import tensorflow.compat.v1 as tf
         from images.largescale import readers
-        cfg = self.config
+        cfg = self.config.resolved()
         with tf.Graph().as_default():
             if self.predict_reader is not None:
                 ds = readers.reader_dataset(self.predict_reader, cfg.image_shape,
@@ -536,3 +545,15 @@ class Entry(PLSCSetters):
         self._setup_logging()
         for field in dataclasses.fields(self.config):
             log.info("%-26s %r", field.name, getattr(self.config, field.name))
+
+
+def _export_trainer_env():
+    """PLSC's launcher gave every trainer ``PADDLE_TRAINER_ID`` and ``PADDLE_TRAINERS_NUM``, and
+    readers written for PLSC shard their data by them: they are set from Horovod's launcher
+    (horovodrun's ``HOROVOD_RANK``/``HOROVOD_SIZE``, or MPI's) when the launcher has not set
+    them, before any reader is made."""
+    from images.utils import distributed
+    rank = next((os.environ[k] for k in ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
+                 if k in os.environ), "0")
+    os.environ.setdefault("PADDLE_TRAINER_ID", rank)
+    os.environ.setdefault("PADDLE_TRAINERS_NUM", str(distributed.launched_size()))

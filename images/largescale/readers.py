@@ -99,3 +99,107 @@ def dataset_reader(dataset):
         raise ValueError("a dataset needs __len__ and __getitem__ returning (image, label), "
                          "got %r" % (dataset,))
     return lambda: (dataset[i] for i in range(len(dataset)))
+
+
+# ---------------------------------------------------------------- PLSC's own readers
+def _trainer():
+    import os
+    return (int(os.environ.get("PADDLE_TRAINER_ID", "0")),
+            int(os.environ.get("PADDLE_TRAINERS_NUM", "1")))
+
+
+def _decode(encoded, size=None, flip=False):
+    """Encoded bytes -> PLSC's sample layout: float32 ``[3, H, W]`` (resized to ``size`` x
+    ``size`` when given; PLSC's readers took 112x112 faces as they were), normalised, through
+    TensorFlow's decoder (eagerly; the graph decoders use the same ops)."""
+    from images.largescale import data
+    image = data.decode_encoded(tf.constant(encoded), 3)
+    if size:
+        image = tf.image.resize(image, [size, size])
+    if flip:
+        image = image[:, ::-1, :]
+    return np.ascontiguousarray(data.normalize(image).numpy().transpose(2, 0, 1))
+
+
+def label_file_reader(data_dir, class_dim, size=None, rand_mirror=True, seed=0):
+    """PLSC's ``jpeg_reader.arc_train``: the images of ``<data_dir>/label.txt``, this
+    trainer's share (``PADDLE_TRAINER_ID`` of ``PADDLE_TRAINERS_NUM``, padded by repeating the
+    first lines so every trainer gets as many), shuffled each pass, mirrored at random."""
+    import os
+    import random
+    from images.largescale import data
+    paths, labels = data.read_label_file(os.path.join(data_dir, data.LABEL_FILE))
+    if labels.max() >= class_dim:
+        raise ValueError("label.txt has label %d, not below class_dim %d"
+                         % (labels.max(), class_dim))
+    rank, size_ = _trainer()
+    per = -(-len(paths) // size_)
+    index = np.resize(np.arange(len(paths)), per * size_)[rank * per:(rank + 1) * per]
+    rng = random.Random(seed + rank)
+
+    def reader():
+        order = list(index)
+        rng.shuffle(order)
+        for i in order:
+            with open(paths[i], "rb") as f:
+                yield _decode(f.read(), size, rand_mirror and rng.random() < 0.5), int(labels[i])
+
+    return reader
+
+
+def base64_file_reader(data_dir, class_dim, size=None, rand_mirror=True, seed=0):
+    """PLSC's ``base64_reader.train``: ``<data_dir>/file_list.txt`` names exactly one file per
+    trainer (``tools/process_base64_files.py --in_place`` makes them); this trainer reads its
+    own, ``<base64>\\t<label>`` per line."""
+    import base64
+    import os
+    import random
+    rank, size_ = _trainer()
+    with open(os.path.join(data_dir, "file_list.txt"), encoding="utf-8") as f:
+        names = [n.strip() for n in f if n.strip()]
+    if len(names) != size_:
+        raise ValueError("file_list.txt names %d files for %d trainers: run "
+                         "tools/process_base64_files.py --in_place --nranks=%d"
+                         % (len(names), size_, size_))
+    path = os.path.join(data_dir, names[rank])
+    rng = random.Random(seed + rank)
+
+    def reader():
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                b64, label = line.strip().split("\t")
+                if not 0 <= int(label) < class_dim:
+                    raise ValueError("%s:%d: label %s not in [0, %d)"
+                                     % (path, lineno, label, class_dim))
+                yield (_decode(base64.b64decode(b64), size, rand_mirror and rng.random() < 0.5),
+                       int(label))
+
+    return reader
+
+
+def bin_sets_reader(data_dir, datasets, size=None):
+    """PLSC's ``reader.test``: ``(sets, names)`` for the ``<data_dir>/<name>.bin`` that exist
+    (missing ones skipped with a warning); each set ``([images, flipped images], issame)``,
+    images ``[N, 3, H, W]`` normalised (``H = W = size`` when given, else the first image's
+    size)."""
+    import logging
+    import os
+    from images.largescale import verification
+    sets, names = [], []
+    for name in str(datasets).split(","):
+        name = name.strip()
+        path = os.path.join(data_dir, name + ".bin")
+        if not os.path.exists(path):
+            logging.getLogger("fastnn").warning("val target %s skipped: %s does not exist",
+                                                name, path)
+            continue
+        encoded, issame = verification.load_bin(path)
+        height, width = (size, size) if size else _decode(encoded[0]).shape[1:]
+        pixels = verification.decode_images(encoded, (3, height, width))
+        normal = ((pixels - 127.5) / 128.0).transpose(0, 3, 1, 2)
+        sets.append(([np.ascontiguousarray(normal),
+                      np.ascontiguousarray(normal[:, :, :, ::-1])], list(issame)))
+        names.append(name)
+    return sets, names

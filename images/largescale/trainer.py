@@ -121,7 +121,7 @@ class _CheckpointAndTestHook(tf.train.SessionRunHook):
             self._test(session, step)
 
     def _test(self, session, step):
-        if self._t.cfg.with_test and self._t.cluster.rank == 0 and step != self._last_tested:
+        if self._t.val_targets and self._t.cluster.rank == 0 and step != self._last_tested:
             self._last_tested = step
             self._t.results[step] = self._t.run_verification(session)
 
@@ -144,6 +144,7 @@ class Trainer:
         self.train_reader, self.test_reader = train_reader, test_reader
         self.results = {}
         self.last_checkpoint = None
+        self.on_exit = None  # fn(trainer) called before a session that trained is closed
         self._plan()
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -297,6 +298,8 @@ class Trainer:
         self.checkpointer = ckpt_lib.ShardedCheckpointer(
             self.comm, shard_arrays, others, num_classes=cfg.class_num, emb_size=self.emb_size,
             num_shards=fc.num_shards, max_to_keep=cfg.max_to_keep or KEEP_ALL,
+            optional_variables=[v for v in self.optimizer.variables()
+                                if v.op.name.startswith("loss_scale")],
             extra_meta={"loss_type": self.loss_type, "model": _model_name(cfg.model),
                         "image_shape": list(cfg.image_shape),
                         "optimizer": cfg.optimizer if isinstance(cfg.optimizer, str)
@@ -304,13 +307,13 @@ class Trainer:
                         "steps_per_epoch": self.steps_per_epoch})
 
         self.eval_images = self.eval_embeddings = None
-        if cfg.with_test and cluster.rank == 0:
+        self.val_targets = self._check_val_targets() if cfg.with_test else []
+        if self.val_targets and cluster.rank == 0:
             c, h, w = cfg.image_shape
             self.eval_images = tf.placeholder(tf.float32, [None, h, w, c], "eval_images")
             self.eval_embeddings = embedding.build_embedding(
                 self.eval_images, backbone=cfg.model, emb_size=cfg.emb_size, is_training=False,
                 reuse=True)
-        self.val_targets = self._check_val_targets() if cfg.with_test else []
 
         log_tensors = {"global_step": self.global_step, "loss": fc.loss}
         if self.learning_rate is not None:
@@ -346,8 +349,10 @@ class Trainer:
         if self.test_reader is not None:
             return self.cfg.val_target_list()
         if not self.cfg.dataset_dir:
-            raise ValueError("with_test needs set_dataset_dir: the val targets are "
-                             "<dataset_dir>/<target>.bin")
+            if self.cluster.rank == 0:
+                log.info("no verification during training: no dataset dir with "
+                         "<target>.bin sets (set_with_test(False) silences this)")
+            return []
         return existing_val_targets(self.cfg.dataset_dir, self.cfg.val_target_list(),
                                     warn=self.cluster.rank == 0)
 
@@ -401,6 +406,9 @@ class Trainer:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        if self.sess is not None and exc_type is None and self.on_exit is not None \
+                and self._session_capture.session is not None:
+            self.on_exit(self)
         if self.sess is not None:
             with self.graph.as_default():
                 self.sess.close()
