@@ -43,8 +43,8 @@ class LowPrecisionMomentum(tf.train.Optimizer):
         key = id(var)
         if key not in self._slots:
             with tf.init_scope():
-                self._slots[key] = slot_creator.create_zeros_slot(var, "Momentum",
-                                                                  dtype=self._dtype)
+                self._slots[key] = slot_creator.create_slot(
+                    var, zeros_in_place(var.shape, self._dtype), "Momentum")
         return self._slots[key]
 
     def compute_gradients(self, *args, **kwargs):
@@ -75,13 +75,15 @@ class LowPrecisionMomentum(tf.train.Optimizer):
             new = mu * tf.cast(slot, tf.float32) + grad
             step = lr * (grad + mu * new if nesterov else new)
             return tf.group(slot.assign(tf.cast(new, self._dtype)), var.assign_sub(step))
-        # Repeated rows are summed first, as TensorFlow's sparse update does.
-        rows, position = tf.unique(grad.indices)
-        values = tf.math.unsorted_segment_sum(grad.values, position, tf.shape(rows)[0])
+        rows, values = _summed_rows(grad)
         new = mu * tf.cast(tf.gather(slot, rows), tf.float32) + values
-        step = lr * (values + mu * new if nesterov else new)
-        return tf.group(slot.scatter_update(tf.IndexedSlices(tf.cast(new, self._dtype), rows)),
-                        var.scatter_sub(tf.IndexedSlices(step, rows)))
+        write_slot = slot.scatter_update(tf.IndexedSlices(tf.cast(new, self._dtype), rows))
+        # After the slot's write, ``new`` has no other reader: the step reuses its buffer
+        # (element-wise ops forward a buffer nothing else holds), so the update of the rows
+        # a step touches costs one float32 copy of them, not two.
+        with tf.control_dependencies([write_slot]):
+            step = lr * (values + mu * new if nesterov else new)
+        return tf.group(write_slot, var.scatter_sub(tf.IndexedSlices(step, rows)))
 
     def get_slot(self, var, name):
         if name == "momentum" and id(var) in self._slots:
@@ -93,6 +95,31 @@ class LowPrecisionMomentum(tf.train.Optimizer):
 
     def variables(self):
         return self._inner.variables() + list(self._slots.values())
+
+
+def _summed_rows(grad):
+    """``(rows, values)`` of an IndexedSlices gradient with repeated rows summed, as
+    TensorFlow's sparse updates do; the sum (a copy of the values) is made only when a row
+    repeats (Partial FC's rows never do)."""
+    rows, position = tf.unique(grad.indices)
+
+    def summed():
+        return tf.math.unsorted_segment_sum(grad.values, position, tf.shape(rows)[0])
+
+    repeated = tf.shape(rows)[0] < tf.shape(grad.indices)[0]
+    return rows, tf.cond(repeated, summed, lambda: tf.identity(grad.values))
+
+
+def zeros_in_place(shape, dtype):
+    """Zeros of ``shape`` that a variable takes over without a copy.
+
+    A variable initialised from ``tf.zeros`` (a Fill) keeps a second buffer of its size while
+    it is initialised (measured: 2x the slot's size at start-up, and that memory is not given
+    back); the output of an element-wise op on a fresh random draw is taken over as the
+    variable's buffer, as the FC weights' draw is.  ``floor`` of a uniform draw in [0, 1) is
+    exactly +0 everywhere.
+    """
+    return tf.floor(tf.random.stateless_uniform(shape, seed=[0, 0], dtype=dtype))
 
 
 class Float32View:
