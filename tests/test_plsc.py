@@ -102,7 +102,7 @@ def test_plsc_package_gives_plscs_entry_with_plscs_signatures():
     # The attributes PLSC programs read.
     assert (ins.train_batch_size, ins.num_classes, ins.emb_dim, ins.model_name,
             ins.loss_type, ins.margin2, ins.num_trainers, ins.trainer_id) == (
-        64, 85742, 512, "ResNet50", "dist_arcface", 0.5, 1, 0)
+        32, 85742, 512, "ResNet50", "dist_arcface", 0.5, 1, 0)
     ins.train_batch_size = 32  # assignment goes through the setter
     assert ins.global_train_batch_size == 32
     from plsc.models import BaseModel, ResNet50, ResNet100  # noqa: F401
@@ -633,3 +633,29 @@ def test_mixed_precision_hdfs_and_custom_reader_programs_run_unchanged(doc_dir, 
                     str(tmp_path / "reader"), settings=dict(with_test=False))
     assert "train_reader (the program's own reader)" in proc.stderr
     assert "5 steps (5 per epoch)" in proc.stderr  # one pass of the reader: 40 images / 8
+
+
+def test_plsc_server_resolves_models_and_checks_its_arguments(tmp_path):
+    from plsc_serving.run import PLSCServer, resolve_model_path
+    version = tmp_path / "save" / "serving" / "3"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    # A model save dir with serving/, the serving base, or one version folder.
+    assert resolve_model_path(str(tmp_path / "save")) == str(tmp_path / "save" / "serving")
+    assert resolve_model_path(str(tmp_path / "save" / "serving")) == str(
+        tmp_path / "save" / "serving")
+    single = resolve_model_path(str(version))
+    assert os.path.realpath(os.path.join(single, "1")) == str(version)
+    with pytest.raises(FileNotFoundError, match="convert_for_prediction"):
+        PLSCServer().with_model(model_path=str(tmp_path))
+    fs = PLSCServer(with_gpu=False)
+    with pytest.raises(ValueError, match="with_model"):
+        fs.run(port=_free_port())
+    fs.with_model(model_path=str(tmp_path / "save"))
+    conf = fs.show_conf()
+    assert conf["base_path"] == fs.get_path() == str(tmp_path / "save" / "serving")
+    assert "/FaceClassifyService/inference" in conf["routes"] and conf["with_gpu"] is False
+    with pytest.raises(ValueError, match="at least one port"):
+        fs.run_multi(port_list=[])
+    with pytest.raises(ValueError, match="as many gpu_index_list"):
+        PLSCServer().run_multi(gpu_index_list=[0], port_list=[8010, 8011])

@@ -2,11 +2,11 @@
 
 Memory of the FC layer per worker, for C classes, N workers, embedding d, global batch G, float32:
 weights + optimizer slot + their gradient = ``3 * 4 * d * C / N`` bytes (momentum; Adam has two
-slots), plus a few ``G x C / N`` logit-sized tensors (``~5 * 4 * G * C / N``).  At the defaults
-(d = 512, 64 images per worker) and C = 1,000,000 on 2 workers that is about 3 GB + 1.3 GB per
-worker, plus the backbone, so the default five-line program fits a 24 GiB machine; with a
-whole-layer loss each worker would need about 4x more for the layer.  With Partial FC only the
-weights and their slot stay at full size.
+slots; 2 bytes less per parameter with a 16-bit momentum), plus a few ``G x C / N`` logit-sized
+tensors (``~5 * 4 * G * C / N``).  At the defaults (d = 512, 32 images per worker) and
+C = 1,000,000 on 2 workers that is about 3 GB + 0.6 GB per worker, plus the backbone (PLSC's
+IR-ResNet-50: about 4 GB at 32 images); with a whole-layer loss each worker would need about 4x
+more for the layer.  With Partial FC only the weights and their slot stay at full size.
 """
 import dataclasses
 import os
@@ -27,7 +27,7 @@ class LargeScaleConfig:
     margins: Optional[Tuple[float, float, float]] = None   # None: the loss type's defaults
     scale: float = 64.0
     easy_margin: bool = False
-    train_batch_size: int = 64             # per worker (PLSC: 128 on a GPU)
+    train_batch_size: int = 32             # per worker (PLSC: 128 on a GPU; IR-ResNet-50 here)
     test_batch_size: int = 64
     image_shape: Tuple[int, int, int] = (3, 112, 112)
     dataset_dir: Optional[str] = PLSC_DATASET_DIR
