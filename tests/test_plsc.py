@@ -349,12 +349,12 @@ def _reader(n, calls, shape=(3, 28, 28), bad_label=None):
     return reader
 
 
-def test_train_test_and_predict_readers_are_used(tmp_path):
+def test_train_test_and_predict_readers_are_used():
     calls = []
     ins = small_entry(dataset_dir=None)
     ins.set_train_batch_size(4)
     ins.set_train_epochs(1)
-    ins.set_model_save_dir(str(tmp_path / "r"))
+    ins.set_model_save_dir(None)  # test() and predict() then use the trained model in memory
     ins.train_reader = _reader(18, calls)
     with ins.trainer() as t:
         assert t.data_format == "reader" and t.steps_per_epoch == 5  # one pass: 18 samples

@@ -64,7 +64,11 @@ def _sample_fields(sample, index):
 
 
 def count_samples(reader):
-    """Samples in one pass of ``reader``."""
+    """Samples in one pass of ``reader`` (its ``num_samples`` when it has one, as the readers
+    of ``plsc.utils`` do; else by reading a pass)."""
+    known = getattr(reader, "num_samples", None)
+    if known is not None:
+        return int(known)
     return sum(1 for _ in iter_samples(reader))
 
 
@@ -144,6 +148,7 @@ def label_file_reader(data_dir, class_dim, size=None, rand_mirror=True, seed=0):
             with open(paths[i], "rb") as f:
                 yield _decode(f.read(), size, rand_mirror and rng.random() < 0.5), int(labels[i])
 
+    reader.num_samples = len(index)
     return reader
 
 
@@ -176,6 +181,8 @@ def base64_file_reader(data_dir, class_dim, size=None, rand_mirror=True, seed=0)
                 yield (_decode(base64.b64decode(b64), size, rand_mirror and rng.random() < 0.5),
                        int(label))
 
+    with open(path, "rb") as f:
+        reader.num_samples = sum(1 for line in f if line.strip())
     return reader
 
 
