@@ -165,7 +165,8 @@ class Trainer:
             source = "train_reader (the program's own reader)"
             if not self.image_num and cfg.train_steps is None:
                 # One pass of the reader is one epoch; the workers agree on the shortest.
-                if self.cluster.rank == 0:
+                if self.cluster.rank == 0 and getattr(self.train_reader, "num_samples",
+                                                      None) is None:
                     log.info("counting the samples of train_reader (one pass; "
                              "set_train_image_num or set_train_steps to skip)")
                 local = readers.count_samples(self.train_reader)
