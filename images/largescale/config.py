@@ -5,7 +5,7 @@ weights + optimizer slot + their gradient = ``3 * 4 * d * C / N`` bytes (momentu
 slots; 2 bytes less per parameter with a 16-bit momentum), plus a few ``G x C / N`` logit-sized
 tensors (``~5 * 4 * G * C / N``).  At the defaults (d = 512, 32 images per worker) and
 C = 1,000,000 on 2 workers that is about 3 GB + 0.6 GB per worker, plus the backbone (PLSC's
-IR-ResNet-50: about 4 GB at 32 images); with a whole-layer loss each worker would need about 4x
+IR-ResNet-50: about 4.8 GB at 32 images); with a whole-layer loss each worker would need about 4x
 more for the layer.  With Partial FC only the weights and their slot stay at full size.
 """
 import dataclasses
