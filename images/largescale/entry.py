@@ -549,11 +549,15 @@ class Entry(PLSCSetters):
 
 def _export_trainer_env():
     """PLSC's launcher gave every trainer ``PADDLE_TRAINER_ID`` and ``PADDLE_TRAINERS_NUM``, and
-    readers written for PLSC shard their data by them: they are set from Horovod's launcher
-    (horovodrun's ``HOROVOD_RANK``/``HOROVOD_SIZE``, or MPI's) when the launcher has not set
-    them, before any reader is made."""
+    readers written for PLSC shard their data by them: under Horovod's launcher (horovodrun's
+    ``HOROVOD_RANK``/``HOROVOD_SIZE``, or MPI's) they are set from it, before any reader is
+    made; a process no launcher started keeps values it was given, else gets 0 of 1."""
     from images.utils import distributed
     rank = next((os.environ[k] for k in ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
-                 if k in os.environ), "0")
-    os.environ.setdefault("PADDLE_TRAINER_ID", rank)
-    os.environ.setdefault("PADDLE_TRAINERS_NUM", str(distributed.launched_size()))
+                 if k in os.environ), None)
+    if rank is not None:  # values inherited from a parent process must not win here
+        os.environ["PADDLE_TRAINER_ID"] = rank
+        os.environ["PADDLE_TRAINERS_NUM"] = str(distributed.launched_size())
+    else:
+        os.environ.setdefault("PADDLE_TRAINER_ID", "0")
+        os.environ.setdefault("PADDLE_TRAINERS_NUM", "1")
