@@ -6,8 +6,8 @@
     ins.set_class_num(1000000)
     ins.train()
 
-runs alone or under ``horovodrun -np N python prog.py``; without ``set_dataset_dir`` it trains on
-mock data and says so in the log.  Every setter of PLSC v0.1 and v0.2 is here with PLSC's
+runs alone or under ``horovodrun -np N python prog.py``; without ``set_dataset_dir`` it reads
+PLSC's ``./train_data`` when that exists, else trains on mock data and says so in the log.  Every setter of PLSC v0.1 and v0.2 is here with PLSC's
 signature and defaults (the ones PLSC v0.2 added are in :mod:`plsc_setters`); each checks its
 argument and raises ValueError with the valid choices, and a setting that has no meaning here
 is refused with a message that says what to use instead.  PLSC's custom-reader hooks
