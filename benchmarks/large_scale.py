@@ -12,7 +12,14 @@ Settings (embedding 512, batch 64 per worker, momentum, weight decay 5e-4, float
   (a') whole-layer data parallel through images.largescale (loss ``softmax``), with the same
        memory care as (b) and (c): the fairest like-for-like baseline, reported beside (a);
   (b)  ``dist_softmax``: the FC layer split by class over the workers;
-  (c)  Partial FC: ``dist_softmax`` with ``sample_ratio`` 0.1.
+  (c)  Partial FC: ``dist_softmax`` with ``sample_ratio`` 0.1;
+  (d)  (c) with the FC shard's momentum kept in bfloat16 (``set_fc_momentum_dtype``): 6 instead
+       of 8 bytes per FC parameter.
+
+``--accuracy`` instead measures what the 16-bit momentum costs in accuracy on a small task (one
+process): 1,000 classes of noisy 128-wide features (4 x a unit class centre + unit normal noise), the embedding layer and Partial FC 0.1, the
+same seeds and steps with the momentum in float32, bfloat16 and float16; it prints the final
+training loss and the top-1 accuracy on held-out samples over all classes.
 
 The backbone is replaced by precomputed features (a fixed random batch of 512-wide vectors per
 worker) followed by the trainable 512 -> 512 embedding layer, so the FC layer dominates memory and
@@ -44,6 +51,8 @@ MODES = {
               loss="softmax", ratio=None),
     "b": dict(label="(b) dist_softmax", loss="dist_softmax", ratio=None),
     "c": dict(label="(c) Partial FC 0.1 (dist_softmax)", loss="dist_softmax", ratio=0.1),
+    "d": dict(label="(d) Partial FC 0.1, FC momentum in bfloat16", loss="dist_softmax",
+              ratio=0.1, slot="bfloat16"),
 }
 EMB, BATCH = 512, 64
 OVER_EXIT = 3
@@ -74,7 +83,7 @@ def trial(mode, classes, steps, limit_gib):
     import numpy as np
     import tensorflow.compat.v1 as tf
     import images  # noqa: F401
-    from images.largescale import embedding, fc_layer, losses, train_graph, trainer
+    from images.largescale import embedding, fc_layer, fc_optimizer, losses, train_graph, trainer
     from images.largescale.collectives import Collectives
     from images.utils import distributed, precision
 
@@ -94,7 +103,12 @@ def trial(mode, classes, steps, limit_gib):
         fc = fc_layer.build_fc_loss(emb, labels, num_classes=classes, loss_spec=loss_spec,
                                     comm=comm, sample_ratio=spec["ratio"], weight_decay=5e-4)
         reg = tf.add_n(tf.losses.get_regularization_losses())
-        opt = precision.GradientPolicyOptimizer(tf.train.MomentumOptimizer(0.1, 0.9))
+        inner = tf.train.MomentumOptimizer(0.1, 0.9)
+        if spec.get("slot"):
+            inner = fc_optimizer.LowPrecisionMomentum(
+                inner, [v for v in (fc.weights, fc.bias) if v is not None],
+                fc_optimizer.SLOT_DTYPES[spec["slot"]])
+        opt = precision.GradientPolicyOptimizer(inner)
         train_op = train_graph.build_train_op(opt, fc.loss + fc.reg_loss, reg,
                                               fc.shard_variables, comm, loss_spec.distributed,
                                               global_step)
@@ -226,13 +240,18 @@ def main():
                         help="class count of the throughput measurement")
     parser.add_argument("--rate_steps", type=int, default=1, help="timed steps per throughput "
                         "(after one warm-up step)")
-    parser.add_argument("--modes", default="awbc", help="which settings to run")
-    parser.add_argument("--rate_modes", default="abc",
+    parser.add_argument("--modes", default="awbcd", help="which settings to run")
+    parser.add_argument("--accuracy", action="store_true",
+                        help="measure the accuracy effect of a 16-bit FC momentum instead")
+    parser.add_argument("--accuracy_steps", type=int, default=1000)
+    parser.add_argument("--rate_modes", default="abcd",
                         help="settings whose images/s at --rate_classes is measured")
     args = parser.parse_args()
     if args.trial:
         trial(args.mode, args.classes, args.steps, args.limit_gib)
         return 0
+    if args.accuracy:
+        return accuracy_effect(args.accuracy_steps)
 
     print("budget %.1f GiB peak RSS per process, %d workers, embedding %d, batch %d per worker;"
           " precomputed features + 512x512 embedding layer as the backbone"
@@ -289,6 +308,72 @@ def main():
         ["setting", "workers", "largest classes", "peak RSS there (GiB)", "vs (a)",
          "images/s at %s" % "{:,}".format(args.rate_classes), "peak RSS at %s (GiB)"
          % "{:,}".format(args.rate_classes)], rows)
+    return 0
+
+
+def accuracy_effect(steps, classes=1000, dim=128, batch=256, ratio=0.1, seed=0):
+    """Trains the same small Partial FC task with the FC momentum in float32, bfloat16 and
+    float16 (same data, seeds and steps) and prints the final loss and held-out accuracy."""
+    import numpy as np
+    import tensorflow.compat.v1 as tf
+    import images  # noqa: F401
+    from benchmarks.common import print_table
+    from images.largescale import embedding, fc_layer, fc_optimizer, losses, train_graph
+    from images.largescale.collectives import Collectives
+    from images.utils import precision
+    from images.utils.distributed import Cluster
+
+    rng = np.random.RandomState(seed)
+    centres = rng.randn(classes, dim).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+
+    def sample(n, r):
+        y = r.randint(0, classes, n)
+        return (4.0 * centres[y] + r.randn(n, dim).astype(np.float32)), y
+
+    test_x, test_y = sample(5000, np.random.RandomState(seed + 1))
+    rows = []
+    for dtype in ("float32", "bfloat16", "float16"):
+        data_rng = np.random.RandomState(seed + 2)
+        with tf.Graph().as_default():
+            tf.set_random_seed(seed)
+            step = tf.train.get_or_create_global_step()
+            x = tf.placeholder(tf.float32, [None, dim])
+            y = tf.placeholder(tf.int64, [None])
+            emb = embedding.build_embedding(x, backbone=lambda t, is_training: t, emb_size=dim,
+                                            is_training=True, weight_decay=5e-4)
+            spec = losses.get_loss("dist_softmax")
+            fc = fc_layer.build_fc_loss(emb, y, num_classes=classes, loss_spec=spec,
+                                        comm=Collectives(Cluster()), sample_ratio=ratio,
+                                        weight_decay=5e-4, seed=seed, calc_acc=False)
+            inner = tf.train.MomentumOptimizer(0.1, 0.9)
+            if dtype != "float32":
+                inner = fc_optimizer.LowPrecisionMomentum(
+                    inner, [fc.weights, fc.bias], fc_optimizer.SLOT_DTYPES[dtype])
+            opt = precision.GradientPolicyOptimizer(inner)
+            reg = tf.add_n(tf.losses.get_regularization_losses())
+            train_op = train_graph.build_train_op(opt, fc.loss + fc.reg_loss, reg, [],
+                                                  Collectives(Cluster()), True, step)
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                history = []
+                for _ in range(steps):
+                    bx, by = sample(batch, data_rng)
+                    history.append(sess.run([train_op, fc.loss], {x: bx, y: by})[1])
+                e, w, b = sess.run([emb, fc.weights, fc.bias], {x: test_x})
+        acc = float(np.mean(np.argmax(e @ w.T + b, axis=1) == test_y))
+        if dtype == "float32":
+            reference = w
+        drift = float(np.max(np.abs(w - reference)) / np.max(np.abs(reference)))
+        rows.append([dtype, "%.5f" % float(np.mean(history[-50:])), "%.4f" % acc,
+                     "%.2e" % drift])
+        print("   momentum %s: final loss %s, held-out top-1 %s, weights vs float32 %s"
+              % tuple(rows[-1]), flush=True)
+    print_table("FC momentum precision, Partial FC %.1f, %d classes, %d steps of %d (dist_softmax,"
+                " momentum 0.9, lr 0.1)" % (ratio, classes, steps, batch),
+                ["FC momentum", "training loss (last 50 steps)", "held-out top-1 (all classes)",
+                 "max weight difference to float32 (relative)"],
+                rows)
     return 0
 
 

@@ -85,8 +85,10 @@ def test_entry_setters_reject_bad_values():
         ins.set_model("no_such_net")
     with pytest.raises(ValueError, match="channels"):
         ins.set_image_shape((4, 112, 112))
-    with pytest.raises(ValueError, match="incr_ratio=2.0"):
-        ins.set_mixed_precision(True, incr_ratio=3.0)
+    with pytest.raises(ValueError, match="incr_ratio must be > 1"):
+        ins.set_mixed_precision(True, incr_ratio=0.5)
+    with pytest.raises(ValueError, match="amp_lists"):
+        ins.set_mixed_precision(True, amp_lists=object())
     with pytest.raises(ValueError, match="unknown optimizer setting"):
         ins.set_optimizer("momentum", beta=0.9)
     ins.set_loss_type("dist_softmax")
@@ -96,7 +98,9 @@ def test_entry_setters_reject_bad_values():
     ins.set_margin(0.4)
     assert ins.config.margins == (1.0, 0.0, 0.4)
     with pytest.raises(ValueError, match="takes no margins"):
-        ins.set_loss_type("softmax")
+        ins.set_loss_type("softmax", margin1=1.0)
+    ins.set_loss_type("softmax")  # PLSC: set_loss_type resets the margins
+    assert ins.config.margins is None
     with pytest.raises(ValueError, match="does not exist"):
         ins.set_dataset_dir("/nonexistent/dir")
 

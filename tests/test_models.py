@@ -40,6 +40,8 @@ FASTNN_MODELS = """alexnet_v2 cifarnet overfeat vgg_a vgg_16 vgg_19 inception_v1
     mobilenet_v1_075 mobilenet_v1_050 mobilenet_v1_025 mobilenet_v2 mobilenet_v2_140
     mobilenet_v2_035 nasnet_cifar nasnet_mobile nasnet_large pnasnet_large
     pnasnet_mobile""".split()
+# PLSC's and insightface's face-recognition backbones (112x112, PLSC's 85,742 classes).
+PLSC_MODELS = ["irresnet_50", "irresnet_100", "irresnet_101", "irresnet_152"]
 
 # Exact parameter counts of the same networks published elsewhere: all variables (batch-norm
 # moving statistics included), 1000 classes, no auxiliary head.  The Keras Applications models are
@@ -101,7 +103,7 @@ def read_expected(name):
 
 # ----------------------------------------------------------------------------- the registry
 def test_registry_holds_fastnn_model_map():
-    assert sorted(model_factory.list_models()) == sorted(FASTNN_MODELS)
+    assert sorted(model_factory.list_models()) == sorted(FASTNN_MODELS + PLSC_MODELS)
     assert model_factory.list_models("resnet_v1_*") == [
         "resnet_v1_101", "resnet_v1_152", "resnet_v1_200", "resnet_v1_50"]
     assert model_factory.list_models("mobilenet_v2*") == [
@@ -121,6 +123,7 @@ def _tf_slim_size(name):
     sizes = {"inception_v3": 299, "inception_v4": 299, "inception_resnet_v2": 299,
              "nasnet_large": 331, "pnasnet_large": 331, "cifarnet": 32, "nasnet_cifar": 32,
              "lenet": 28, "overfeat": 231}
+    sizes.update({n: 112 for n in PLSC_MODELS})
     return sizes.get(name, 224)
 
 
@@ -133,7 +136,7 @@ def test_record_fields(name):
     assert record.preprocessing_name == _fastnn_preprocessing(name)
     assert record.preprocessing_name in preprocessing_factory.list_preprocessing()
     assert record.flops > 0
-    assert record.default_num_classes in (10, 1000, 1001)
+    assert record.default_num_classes in (10, 1000, 1001, 85742)
     assert record.min_image_size and record.min_image_size <= record.default_image_size
     assert record.has_aux_logits == name.startswith(
         ("inception_v3", "inception_v4", "inception_resnet_v2", "nasnet", "pnasnet"))

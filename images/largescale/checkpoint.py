@@ -97,6 +97,8 @@ class ShardedCheckpointer:
       shard_arrays: ``{name: variable}`` of the FC layer (class-major), including optimizer
         slots (``weights/momentum``); all share the class axis 0.
       other_variables: every other variable to save (rank 0 saves them).
+      optional_variables: those of ``other_variables`` a checkpoint may lack (the loss-scale
+        state when mixed precision is switched on); they keep their initial values then.
       num_classes: class count of the layer.
       emb_size: embedding width.
       num_shards: shards the FC layer is split into: the worker count for dist losses, 1 for
@@ -106,7 +108,7 @@ class ShardedCheckpointer:
     """
 
     def __init__(self, comm, shard_arrays, other_variables, *, num_classes, emb_size,
-                 num_shards, extra_meta=None, max_to_keep=3):
+                 num_shards, extra_meta=None, max_to_keep=3, optional_variables=()):
         self.comm = comm
         self.num_classes = int(num_classes)
         self.emb_size = int(emb_size)
@@ -131,6 +133,11 @@ class ShardedCheckpointer:
         self._saver = tf.train.Saver(var_list=list(other_variables), max_to_keep=None,
                                      save_relative_paths=True, sharded=False) \
             if other_variables else None
+        optional = {v.op.name for v in optional_variables}
+        required = [v for v in other_variables if v.op.name not in optional]
+        self._optional = sorted(optional)
+        self._required_saver = tf.train.Saver(var_list=required, save_relative_paths=True,
+                                              sharded=False) if optional and required else None
         self._barrier = comm.make_barrier(name="checkpoint_barrier")
 
     @property
@@ -222,7 +229,15 @@ class ShardedCheckpointer:
         if self._vars:
             sess.run(self._restore_op, {self._placeholders[n]: a for n, a in out.items()})
         if self._saver is not None:
-            self._saver.restore(sess, os.path.join(folder, SHARED_PREFIX))
+            prefix = os.path.join(folder, SHARED_PREFIX)
+            saved = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+            absent = [n for n in self._optional if n not in saved]
+            if absent and self._required_saver is not None:
+                log.info("%s has no %s: they start from their initial values", folder,
+                         ", ".join(absent))
+                self._required_saver.restore(sess, prefix)
+            else:
+                self._saver.restore(sess, prefix)
         if old_shards != self.num_shards:
             log.info("re-sharded %s from %d to %d shard(s)", folder, old_shards, self.num_shards)
         log.info("restored %s (step %d)", folder, meta["step"])

@@ -89,3 +89,17 @@ class Collectives:
         token = tf.placeholder(tf.float32, [], name=name + "_token")
         op = self._hvd.allreduce(token, op=self._hvd.Sum, name=name)
         return lambda session: session.run(op, {token: 1.0})
+
+
+def agree(cluster, value, op="min"):
+    """The ``min`` / ``max`` / ``sum`` of a number over the workers, before any graph exists
+    (a one-op graph and session of its own); ``value`` itself with one worker."""
+    if cluster.size <= 1:
+        return value
+    hvd = cluster.hvd
+    ops = {"min": hvd.Min, "max": hvd.Max, "sum": hvd.Sum}
+    with tf.Graph().as_default():
+        feed = tf.placeholder(tf.float64, [])
+        reduced = hvd.allreduce(feed, op=ops[op], name="agree_" + op)
+        with tf.Session() as sess:
+            return type(value)(sess.run(reduced, {feed: float(value)}))

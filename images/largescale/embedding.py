@@ -2,12 +2,14 @@
 
 The backbone comes from :func:`images.models.model_factory.get_network_fn` with
 ``num_classes=0`` (pooled features ``[batch, depth]``); the ``embedding`` layer maps them to
-``emb_size``.  This is the model that verification, ``predict`` and serving use: it ends at the
+``emb_size``.  Backbones that make the embedding themselves (the IR-ResNets, PLSC model objects;
+see :mod:`images.largescale.backbones`) are used as they are.  This is the model that verification, ``predict`` and serving use: it ends at the
 embedding, not at a class.
 """
 import tensorflow.compat.v1 as tf
 import tf_slim as slim
 
+from images.largescale import backbones
 from images.utils import precision
 
 EMBEDDING_SCOPE = "embedding"
@@ -27,7 +29,7 @@ def backbone_fn(backbone, weight_decay, is_training):
 
 
 def build_embedding(images, *, backbone, emb_size, is_training, weight_decay=0.0,
-                    compute_dtype=tf.float32, reuse=None):
+                    compute_dtype=tf.float32, reuse=None, labels=None):
     """Embeddings ``[batch, emb_size]`` (float32) of ``images``.
 
     Args:
@@ -38,9 +40,14 @@ def build_embedding(images, *, backbone, emb_size, is_training, weight_decay=0.0
       weight_decay: L2 coefficient of the backbone and the embedding layer.
       compute_dtype: dtype the backbone runs in (float32 master weights).
       reuse: reuse the variables of an earlier call (evaluation tower).
+      labels: the labels, for PLSC model objects whose ``build_network`` takes them.
     """
     with tf.variable_scope(tf.get_variable_scope(), reuse=reuse):
         with precision.compute_dtype_scope(compute_dtype):
+            if backbones.makes_embedding(backbone):  # IR-ResNets, PLSC model objects
+                return tf.cast(backbones.build(tf.cast(images, compute_dtype), backbone,
+                                               emb_size, is_training, weight_decay, labels),
+                               tf.float32)
             features = backbone_fn(backbone, weight_decay, is_training)(
                 tf.cast(images, compute_dtype))
             if features.shape.ndims != 2:

@@ -20,36 +20,69 @@ SERVING_KEY = "serving_default"
 FLOAT_KEY = "predict_images"  # the name the zoo's exporter and server use
 
 
-def _restore_backbone(sess, folder):
-    """Restores the graph's variables (backbone and embedding layer) from a checkpoint folder."""
+class TrainedState:
+    """The embedding model's variables held in memory (what ``train()`` leaves when it saves no
+    checkpoint), usable wherever a checkpoint folder is."""
+
+    def __init__(self, values, step, emb_size):
+        self.values, self.step, self.emb_size = dict(values), int(step), int(emb_size)
+
+
+def _restore_backbone(sess, source):
+    """Restores the graph's variables (backbone and embedding layer) from a checkpoint folder
+    or a :class:`TrainedState`."""
     variables = tf.global_variables()
-    reader = tf.train.load_checkpoint(os.path.join(folder, ckpt_lib.SHARED_PREFIX))
-    saved = reader.get_variable_to_shape_map()
+    if isinstance(source, TrainedState):
+        saved, where = source.values, "the trained model in memory"
+    else:
+        reader = tf.train.load_checkpoint(os.path.join(source, ckpt_lib.SHARED_PREFIX))
+        saved, where = reader.get_variable_to_shape_map(), "checkpoint %s" % source
     missing = [v.op.name for v in variables if v.op.name not in saved]
     if missing:
-        raise ValueError("checkpoint %s lacks %d variable(s) of the embedding model, e.g. %s: "
+        raise ValueError("%s lacks %d variable(s) of the embedding model, e.g. %s: "
                          "is the backbone (set_model) or emb_size the one it was trained with?"
-                         % (folder, len(missing), missing[:3]))
-    tf.train.Saver(var_list=variables).restore(sess, os.path.join(folder,
+                         % (where, len(missing), missing[:3]))
+    if isinstance(source, TrainedState):
+        for var in variables:
+            var.load(source.values[var.op.name], sess)
+        return
+    tf.train.Saver(var_list=variables).restore(sess, os.path.join(source,
                                                                   ckpt_lib.SHARED_PREFIX))
+
+
+def _source_meta(checkpoint):
+    """``(restore source, step, emb_size)`` of a checkpoint folder, a ``model_save_dir`` or a
+    :class:`TrainedState`."""
+    if isinstance(checkpoint, TrainedState):
+        return checkpoint, checkpoint.step, checkpoint.emb_size
+    folder = ckpt_lib.resolve_checkpoint(checkpoint)
+    meta = ckpt_lib.read_meta(folder)
+    return folder, meta["step"], meta["emb_size"]
+
+
+def _check_width(embeddings, emb_size, where):
+    width = int(embeddings.shape[-1])
+    if width != emb_size:
+        raise ValueError("%s has emb_size %d, the model %d: set_emb_size(%d) or use the model "
+                         "it was trained with" % (where, emb_size, width, emb_size))
 
 
 class EmbeddingModel:
     """The embedding network restored from a checkpoint, in its own graph and session.
 
+    Encoded images go through the same decoding as training and the served model
+    (:func:`images.largescale.data.decode_batch`).
+
     Args:
-      backbone: registry name or callable, as in training.
+      backbone: registry name, callable or model object, as in training.
       emb_size: embedding width.
       image_shape: ``(C, H, W)``.
-      checkpoint: a checkpoint folder or a ``model_save_dir``.
+      checkpoint: a checkpoint folder, a ``model_save_dir`` or a :class:`TrainedState`.
     """
 
     def __init__(self, backbone, emb_size, image_shape, checkpoint, session_config=None):
-        self.folder = ckpt_lib.resolve_checkpoint(checkpoint)
-        meta = ckpt_lib.read_meta(self.folder)
-        if meta["emb_size"] != emb_size:
-            raise ValueError("checkpoint %s has emb_size %d, the model %d"
-                             % (self.folder, meta["emb_size"], emb_size))
+        source, self.step, saved_emb = _source_meta(checkpoint)
+        self.folder = source if not isinstance(source, TrainedState) else None
         channels, height, width = image_shape
         self.image_shape = tuple(image_shape)
         self.graph = tf.Graph()
@@ -57,9 +90,13 @@ class EmbeddingModel:
             self.images = tf.placeholder(tf.float32, [None, height, width, channels], "images")
             self.embeddings = embedding.build_embedding(self.images, backbone=backbone,
                                                         emb_size=emb_size, is_training=False)
+            _check_width(self.embeddings, saved_emb, self.folder or "the trained model")
+            self.image_bytes = tf.placeholder(tf.string, [None], "image_bytes")
+            self.bytes_embeddings = embedding.build_embedding(
+                data.decode_batch(self.image_bytes, self.image_shape), backbone=backbone,
+                emb_size=emb_size, is_training=False, reuse=True)
             self.sess = tf.Session(config=session_config)
-            _restore_backbone(self.sess, self.folder)
-        self.step = meta["step"]
+            _restore_backbone(self.sess, source)
 
     def embed(self, images):
         """Embeddings ``[N, emb]`` of float images normalised as in training."""
@@ -68,13 +105,15 @@ class EmbeddingModel:
     def embed_encoded(self, encoded, batch_size=64, normalize=True):
         """Embeddings of encoded (JPEG/PNG) images, or of a uint8 array ``[N, H, W, C]``;
         L2-normalised unless ``normalize`` is False."""
-        from images.largescale import verification
         if isinstance(encoded, np.ndarray):
-            pixels = encoded
+            pixels = encoded.astype(np.float32)
+            out = [self.embed((pixels[i:i + batch_size] - 127.5) / 128.0)
+                   for i in range(0, len(pixels), batch_size)]
         else:
-            pixels = verification.decode_images(list(encoded), self.image_shape)
-        out = [self.embed((pixels[i:i + batch_size].astype(np.float32) - 127.5) / 128.0)
-               for i in range(0, len(pixels), batch_size)]
+            encoded = [bytes(e) for e in encoded]
+            out = [self.sess.run(self.bytes_embeddings,
+                                 {self.image_bytes: encoded[i:i + batch_size]})
+                   for i in range(0, len(encoded), batch_size)]
         emb = np.concatenate(out, axis=0) if out else np.zeros((0, 0), np.float32)
         if normalize and len(emb):
             emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
@@ -106,31 +145,27 @@ def export_saved_model(*, backbone, emb_size, image_shape, checkpoint, export_di
     Returns:
       The version folder.
     """
-    folder = ckpt_lib.resolve_checkpoint(checkpoint)
+    source, _, saved_emb = _source_meta(checkpoint)
     version = int(version) if version is not None else next_version(export_dir)
     final = os.path.join(export_dir, str(version))
     if os.path.exists(final):
         raise FileExistsError("%s exists; choose another version" % final)
     channels, height, width = image_shape
+    os.makedirs(export_dir, exist_ok=True)
     tmp = os.path.join(export_dir, ".tmp-%d-%d" % (version, os.getpid()))
     shutil.rmtree(tmp, ignore_errors=True)
     with tf.Graph().as_default():
         image_bytes = tf.placeholder(tf.string, [None], name="image_bytes")
-
-        def decode(encoded):
-            image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
-            image = tf.ensure_shape(image, [None, None, channels])
-            return data.preprocess(image, height, width, is_training=False)
-
-        decoded = tf.map_fn(decode, image_bytes, fn_output_signature=tf.float32)
+        decoded = data.decode_batch(image_bytes, image_shape)
         float_images = tf.placeholder(tf.float32, [None, height, width, channels], "images")
         # Two towers sharing the variables: each signature feeds only its own input.
         emb_bytes = embedding.build_embedding(decoded, backbone=backbone, emb_size=emb_size,
                                               is_training=False)
         emb_float = embedding.build_embedding(float_images, backbone=backbone,
                                               emb_size=emb_size, is_training=False, reuse=True)
+        _check_width(emb_bytes, saved_emb, "the checkpoint")
         with tf.Session() as sess:
-            _restore_backbone(sess, folder)
+            _restore_backbone(sess, source)
             sig = tf.saved_model.signature_def_utils.predict_signature_def
             builder = tf.saved_model.Builder(tmp)
             builder.add_meta_graph_and_variables(
@@ -147,5 +182,5 @@ def export_saved_model(*, backbone, emb_size, image_shape, checkpoint, export_di
                 strip_default_attrs=True)
             builder.save()
     os.replace(tmp, final)
-    log.info("exported the embedding model (emb %d) to %s", emb_size, final)
+    log.info("exported the embedding model (emb %d) to %s", int(emb_bytes.shape[-1]), final)
     return final

@@ -44,6 +44,7 @@ class FCResult:
       loss: the data term (mean over the global batch), identical on every worker.
       accuracy: top-1 accuracy over the global batch from the logits without margin (over the
         sampled classes with Partial FC), or None when not asked for.
+      accuracy5: top-5 accuracy likewise (PLSC's acc5), or None.
       reg_loss: value of the L2 term of this worker's FC rows (sampled rows only with Partial
         FC), for the logged loss.  Its gradient is not taken from this tensor but added inside
         the gradient of the rows (see ``_with_weight_decay``).
@@ -67,6 +68,7 @@ class FCResult:
     sampled_index: Any = None
     shard_variables: List[Any] = dataclasses.field(default_factory=list)
     logits: Any = None
+    accuracy5: Any = None
 
 
 def margin_target(cos_t, margin: Margin):
@@ -145,6 +147,21 @@ def sharded_accuracy(plain_logits, local_labels, comm):
     return comm.allreduce_sum(hits, name="dist_acc_hits") / total
 
 
+def sharded_topk_accuracy(plain_logits, local_labels, comm, k=5):
+    """Top-``k`` accuracy without gathering the logits: a row is right when fewer than ``k``
+    logits of all shards exceed its target logit (``k`` = 1 is :func:`sharded_accuracy`)."""
+    plain_logits = tf.stop_gradient(plain_logits)
+    mine = local_labels >= 0
+    rows = tf.range(tf.shape(plain_logits)[0])
+    own = tf.gather_nd(plain_logits, tf.stack([rows, tf.maximum(local_labels, 0)], axis=1))
+    # Exactly one shard owns each row's target: the sum over shards is that logit.
+    target = comm.allreduce_sum(tf.where(mine, own, tf.zeros_like(own)),
+                                name="dist_acc%d_target" % k)
+    above = tf.reduce_sum(tf.cast(plain_logits > target[:, None], tf.float32), axis=1)
+    above = comm.allreduce_sum(above, name="dist_acc%d_above" % k)
+    return tf.reduce_mean(tf.cast(above < k, tf.float32))
+
+
 def _sample_rows(local_labels, num_local, sample_ratio, seed):
     """Partial FC: sorted shard rows to use (all positives plus random others) and the labels
     re-indexed into them."""
@@ -162,12 +179,17 @@ def _sample_rows(local_labels, num_local, sample_ratio, seed):
     return index, remapped
 
 
-def _shard_initializer(shape, stddev, seed, rank):
+def _shard_initializer(shape, stddev, seed, rank, initializer=None):
     # A stateless draw keyed by (seed, rank): shards start different from each other and the
     # same on every run, whatever the graph-level seed.  (Written into the variable without a
     # copy when Grappler's constant folding is off, see trainer.large_layer_session_config;
     # partial writes, e.g. block by block, would switch the variable to copy-on-read and make
-    # every dense read a full copy.)
+    # every dense read a full copy.)  ``initializer`` (set_distfc_attr): a standard deviation
+    # for that draw, or ``fn(shape, dtype) -> tensor``.
+    if callable(initializer):
+        return tf.cast(initializer(shape, dtype=tf.float32), tf.float32)
+    if initializer is not None:
+        stddev = float(initializer)
     return tf.random.stateless_normal(shape, seed=[int(seed), int(rank)], stddev=stddev)
 
 
@@ -194,7 +216,8 @@ def _with_weight_decay(rows, weight_decay, loss_scale=None):
 
 def build_fc_loss(features, labels, *, num_classes, loss_spec: LossSpec, comm,
                   margin: Optional[Margin] = None, sample_ratio=None, weight_decay=0.0,
-                  init_stddev=0.01, seed=0, calc_acc=True, scope="dist_fc", loss_scale=None):
+                  init_stddev=0.01, seed=0, calc_acc=True, scope="dist_fc", loss_scale=None,
+                  weights_initializer=None, bias_initializer=None):
     """Builds the (sharded) FC layer and its loss on this worker.
 
     Args:
@@ -209,6 +232,10 @@ def build_fc_loss(features, labels, *, num_classes, loss_spec: LossSpec, comm,
       loss_scale: the optimizer's loss scale (a scalar tensor) when the loss is scaled before
         differentiation, so the weight decay is scaled alike; None without loss scaling.
       init_stddev: standard deviation of the initial class centres.
+      weights_initializer: instead of that draw: a standard deviation, or
+        ``fn(shape, dtype) -> tensor`` called with this shard's ``[num_local, emb]``.
+      bias_initializer: the softmax bias's initial value (a number or ``fn(shape, dtype)``);
+        zeros when None.
       seed: seed of the initial centres and of the Partial FC draw.
       calc_acc: also build the training accuracy.
       scope: variable scope of the layer.
@@ -239,13 +266,17 @@ def build_fc_loss(features, labels, *, num_classes, loss_spec: LossSpec, comm,
     shard_vars = []
     with tf.variable_scope(scope):
         weights = tf.get_variable(
-            "weights", initializer=_shard_initializer([num_local, emb], init_stddev, seed, rank),
+            "weights", initializer=_shard_initializer([num_local, emb], init_stddev, seed, rank,
+                                                      weights_initializer),
             dtype=tf.float32)
         shard_vars.append(weights)
         bias = None
         if loss_spec.has_bias:
-            bias = tf.get_variable("bias", shape=[num_local], dtype=tf.float32,
-                                   initializer=tf.zeros_initializer())
+            if callable(bias_initializer):
+                bias_init = tf.cast(bias_initializer([num_local], dtype=tf.float32), tf.float32)
+            else:
+                bias_init = tf.fill([num_local], float(bias_initializer or 0.0))
+            bias = tf.get_variable("bias", initializer=bias_init, dtype=tf.float32)
             shard_vars.append(bias)
         if loss_spec.distributed:
             for v in shard_vars:
@@ -287,7 +318,9 @@ def build_fc_loss(features, labels, *, num_classes, loss_spec: LossSpec, comm,
             plain = logits
         loss = sharded_softmax_cross_entropy(logits, local_labels, comm)
         accuracy = sharded_accuracy(plain, local_labels, comm) if calc_acc else None
+        accuracy5 = sharded_topk_accuracy(plain, local_labels, comm, 5) if calc_acc else None
     return FCResult(loss=loss, accuracy=accuracy, reg_loss=reg_loss, weights=weights, bias=bias,
                     start=start, num_local=num_local, num_shards=num_shards,
                     sampled_index=sampled_index,
-                    shard_variables=shard_vars if loss_spec.distributed else [], logits=logits)
+                    shard_variables=shard_vars if loss_spec.distributed else [], logits=logits,
+                    accuracy5=accuracy5)

@@ -15,8 +15,9 @@ import tensorflow.compat.v1 as tf
 
 from images import training
 from images.largescale import checkpoint as ckpt_lib
-from images.largescale import data, embedding, fc_layer, losses, train_graph, verification
-from images.largescale.collectives import Collectives
+from images.largescale import (backbones, data, embedding, epoch_alias, fc_layer, fc_optimizer,
+                               loss_scaling, losses, readers, train_graph, verification)
+from images.largescale.collectives import Collectives, agree
 from images.largescale.config import LargeScaleConfig
 from images.utils import distributed, hooks as hooks_lib, optimizers, precision
 
@@ -56,6 +57,21 @@ class _FetchHook(tf.train.SessionRunHook):
         return tf.train.SessionRunArgs(self._tensors)
 
 
+class _TopFiveLogHook(tf.train.SessionRunHook):
+    """Logs the top-5 accuracy (PLSC's acc5) beside the throughput hook's line."""
+
+    def __init__(self, accuracy5, global_step, every):
+        self._acc5, self._gs, self._every = accuracy5, global_step, every
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs([self._gs, self._acc5])
+
+    def after_run(self, run_context, run_values):
+        step, acc5 = run_values.results
+        if (int(step) + 1) % self._every == 0:
+            log.info("step=%d, accuracy5=%.5g", int(step) + 1, float(acc5))
+
+
 class _SessionCapture(tf.train.SessionRunHook):
     """Keeps the raw session, to read variables after the monitored loop has stopped."""
     session = None
@@ -65,12 +81,15 @@ class _SessionCapture(tf.train.SessionRunHook):
 
 
 class _CheckpointAndTestHook(tf.train.SessionRunHook):
-    """Saves every ``save_steps`` steps and at the end (all workers), then, on rank 0, runs the
-    verification sets when asked."""
+    """Saves every ``save_steps`` steps and at the end (all workers); on rank 0 names the
+    checkpoints that end an epoch by the epoch (PLSC's ``<model_save_dir>/<epoch>``) and runs
+    the verification sets when asked: after each checkpoint, or every ``test_period`` steps
+    when that is set (PLSC v0.2)."""
 
     def __init__(self, trainer, save_steps):
         self._t, self._every = trainer, save_steps
         self._last_saved = None
+        self._last_tested = None
 
     def before_run(self, run_context):
         return tf.train.SessionRunArgs(self._t.global_step)
@@ -79,6 +98,9 @@ class _CheckpointAndTestHook(tf.train.SessionRunHook):
         step = int(run_values.results) + 1
         if self._every and step % self._every == 0:
             self._save(run_context.session, step)
+        period = self._t.cfg.test_period
+        if period and step % period == 0:
+            self._test(run_context.session, step)
 
     def end(self, session):
         step = int(session.run(self._t.global_step))
@@ -87,9 +109,20 @@ class _CheckpointAndTestHook(tf.train.SessionRunHook):
 
     def _save(self, session, step):
         self._last_saved = step
-        if self._t.cfg.model_save_dir:
-            self._t.checkpointer.save(session, self._t.cfg.model_save_dir, step)
-        if self._t.cfg.with_test and self._t.cluster.rank == 0:
+        cfg, t = self._t.cfg, self._t
+        if cfg.model_save_dir:
+            folder = t.checkpointer.save(session, cfg.model_save_dir, step)
+            t.last_checkpoint = folder
+            if t.cluster.rank == 0 and t.steps_per_epoch and step % t.steps_per_epoch == 0:
+                epoch_alias.link(cfg.model_save_dir, step // t.steps_per_epoch - 1, folder)
+            if t.cluster.rank == 0:
+                epoch_alias.prune(cfg.model_save_dir)
+        if not cfg.test_period:
+            self._test(session, step)
+
+    def _test(self, session, step):
+        if self._t.val_targets and self._t.cluster.rank == 0 and step != self._last_tested:
+            self._last_tested = step
             self._t.results[step] = self._t.run_verification(session)
 
 
@@ -102,12 +135,16 @@ class Trainer:
             t.fit()
     """
 
-    def __init__(self, cfg: LargeScaleConfig, cluster=None):
+    def __init__(self, cfg: LargeScaleConfig, cluster=None, train_reader=None, test_reader=None):
         self.cfg = cfg
         self.cluster = cluster or distributed.init_cluster(True)
         self.comm = Collectives(self.cluster)
-        self.loss_spec = losses.get_loss(cfg.loss_type)
+        self.loss_type = cfg.resolved_loss_type()
+        self.loss_spec = losses.get_loss(self.loss_type)
+        self.train_reader, self.test_reader = train_reader, test_reader
         self.results = {}
+        self.last_checkpoint = None
+        self.on_exit = None  # fn(trainer) called before a session that trained is closed
         self._plan()
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -121,7 +158,24 @@ class Trainer:
             raise ValueError("class_num %d is smaller than the %d workers of a dist loss"
                              % (cfg.class_num, size))
         self.global_batch = cfg.train_batch_size * size
-        if cfg.dataset_dir:
+        reader_steps = None
+        if self.train_reader is not None:
+            self.data_format, self.files = "reader", []
+            self.image_num = cfg.train_image_num
+            source = "train_reader (the program's own reader)"
+            if not self.image_num and cfg.train_steps is None:
+                # One pass of the reader is one epoch; the workers agree on the shortest.
+                if self.cluster.rank == 0 and getattr(self.train_reader, "num_samples",
+                                                      None) is None:
+                    log.info("counting the samples of train_reader (one pass; "
+                             "set_train_image_num or set_train_steps to skip)")
+                local = readers.count_samples(self.train_reader)
+                if not local:
+                    raise ValueError("train_reader yielded no samples")
+                reader_steps = agree(self.cluster, int(math.ceil(local / cfg.train_batch_size)))
+                self.image_num = reader_steps * self.global_batch
+                source += ", %d samples per pass on this worker" % local
+        elif cfg.dataset_dir:
             self.data_format, self.files = data.resolve_train_files(cfg.dataset_dir,
                                                                     cfg.dataset_format)
             if not cfg.train_image_num and self.cluster.rank == 0:
@@ -135,17 +189,17 @@ class Trainer:
             self.data_format, self.files = "mock", []
             self.image_num = cfg.train_image_num
             source = "MOCK data (no dataset dir was set): one fixed random batch per worker"
-        self.steps_per_epoch = (max(1, self.image_num // self.global_batch)
-                                if self.image_num else None)
+        self.steps_per_epoch = reader_steps or steps_per_epoch(self.image_num, self.global_batch)
         if cfg.train_steps is not None:
             self.total_steps = int(cfg.train_steps)
-        elif self.steps_per_epoch and (cfg.train_epochs is not None or self.files):
+        elif self.steps_per_epoch and (cfg.train_epochs is not None or self.files
+                                       or self.train_reader is not None):
             epochs = cfg.train_epochs if cfg.train_epochs is not None else DEFAULT_EPOCHS
-            self.total_steps = int(math.ceil(epochs * self.image_num / self.global_batch))
+            self.total_steps = steps_for_epochs(epochs, self.steps_per_epoch)
         else:
             self.total_steps = cfg.mock_steps
             source += "; %d steps (set_train_steps to change)" % cfg.mock_steps
-        self.warmup_steps = int(cfg.warmup_epochs * self.steps_per_epoch) if (
+        self.warmup_steps = steps_for_epochs(cfg.warmup_epochs, self.steps_per_epoch) if (
             cfg.warmup_epochs and self.steps_per_epoch) else 0
         if cfg.warmup_epochs and not self.steps_per_epoch:
             raise ValueError("warmup_epochs needs the epoch size: set_train_image_num")
@@ -153,10 +207,11 @@ class Trainer:
         self.source = source
         if self.cluster.rank == 0:
             log.info("training %s, %d classes, emb %d, loss %s%s on %d worker(s) x %d images; "
-                     "%s; %d steps", _model_name(cfg.model), cfg.class_num, cfg.emb_size,
-                     cfg.loss_type, "" if cfg.sample_ratio >= 1.0 else
+                     "%s; %d steps%s", _model_name(cfg.model), cfg.class_num, cfg.emb_size,
+                     self.loss_type, "" if cfg.sample_ratio >= 1.0 else
                      " (Partial FC %.3g)" % cfg.sample_ratio, size, cfg.train_batch_size, source,
-                     self.total_steps)
+                     self.total_steps, " (%d per epoch)" % self.steps_per_epoch
+                     if self.steps_per_epoch else "")
 
     # ------------------------------------------------------------------ graph
     def _build(self):
@@ -166,6 +221,9 @@ class Trainer:
         if self.data_format == "mock":
             ds = data.mock_dataset(cfg.image_shape, cfg.train_batch_size, cfg.class_num,
                                    seed=cfg.seed + cluster.rank)
+        elif self.data_format == "reader":
+            ds = readers.reader_dataset(self.train_reader, cfg.image_shape, cfg.train_batch_size,
+                                        cfg.class_num)
         else:
             ds = data.train_dataset(self.files, self.data_format, cfg.image_shape,
                                     cfg.train_batch_size, cfg.class_num, num_workers=cluster.size,
@@ -175,23 +233,28 @@ class Trainer:
                          if cfg.use_mixed_precision else tf.float32)
         emb = embedding.build_embedding(images, backbone=cfg.model, emb_size=cfg.emb_size,
                                         is_training=True, weight_decay=cfg.weight_decay,
-                                        compute_dtype=compute_dtype)
+                                        compute_dtype=compute_dtype, labels=labels)
+        # A PLSC model object decides its own width (as in PLSC); everything else has emb_size.
+        self.emb_size = int(emb.shape[-1])
+        if self.emb_size != cfg.emb_size and cluster.rank == 0:
+            log.info("the model's embedding is %d wide (emb_size says %d): using %d",
+                     self.emb_size, cfg.emb_size, self.emb_size)
         base_lr = cfg.lr * self.global_batch / 1024.0
         boundaries = cfg.step_boundaries if cfg.step_boundaries is not None else [
             int(f * self.total_steps) for f in DEFAULT_BOUNDARIES]
         self.learning_rate = train_graph.piecewise_learning_rate(
-            self.global_step, base_lr, boundaries, self.warmup_steps)
-        opt_cfg = optimizers.OptimizerConfig(name=cfg.optimizer, **cfg.optimizer_kwargs)
+            self.global_step, base_lr, boundaries, self.warmup_steps, decay=cfg.lr_decay_factor)
+        inner = self._inner_optimizer()
         dynamic = cfg.use_mixed_precision and cfg.use_dynamic_loss_scaling
-        if not cfg.use_mixed_precision:
-            scale_cfg = precision.LossScaleConfig()
-        elif dynamic:
-            scale_cfg = precision.LossScaleConfig("dynamic", cfg.init_loss_scaling,
-                                                  cfg.incr_every_n_steps, cfg.init_loss_scaling)
+        if dynamic:
+            self.optimizer = loss_scaling.PLSCLossScaleOptimizer(
+                inner, cfg.init_loss_scaling, cfg.incr_every_n_steps,
+                cfg.decr_every_n_nan_or_inf, cfg.incr_ratio, cfg.decr_ratio)
         else:
-            scale_cfg = precision.LossScaleConfig.parse(cfg.init_loss_scaling)
-        self.optimizer = precision.GradientPolicyOptimizer(
-            optimizers.build_optimizer(opt_cfg, self.learning_rate), loss_scale=scale_cfg)
+            scale_cfg = (precision.LossScaleConfig.parse(cfg.init_loss_scaling)
+                         if cfg.use_mixed_precision else precision.LossScaleConfig())
+            self.optimizer = precision.GradientPolicyOptimizer(inner, loss_scale=scale_cfg)
+        scale_cfg = self.optimizer.loss_scale_config
         margin = None
         if self.loss_spec.is_margin:
             m = cfg.margins or self.loss_spec.margins
@@ -200,7 +263,10 @@ class Trainer:
             emb, labels, num_classes=cfg.class_num, loss_spec=self.loss_spec, comm=self.comm,
             margin=margin, sample_ratio=cfg.sample_ratio if cfg.sample_ratio < 1.0 else None,
             weight_decay=cfg.weight_decay, seed=cfg.seed, calc_acc=cfg.calc_acc,
-            loss_scale=self.optimizer.loss_scale() if scale_cfg.mode != "none" else None)
+            loss_scale=self.optimizer.loss_scale() if scale_cfg.mode != "none" else None,
+            weights_initializer=cfg.fc_initializer, bias_initializer=cfg.fc_bias_initializer)
+        if isinstance(inner, fc_optimizer.LowPrecisionMomentum):
+            inner.set_low_variables([v for v in (fc.weights, fc.bias) if v is not None])
         reg_terms = [tf.cast(r, tf.float32) for r in tf.losses.get_regularization_losses()]
         # The FC rows' weight decay is part of their gradient (fc_layer._with_weight_decay);
         # fc.reg_loss only adds its value to the logged loss.
@@ -213,6 +279,7 @@ class Trainer:
         self.train_op = train_op
 
         # The FC arrays and their slots are saved per shard; everything else by rank 0.
+        # 16-bit slots are saved as float32 (fc_optimizer.Float32View).
         fc_vars = [fc.weights] + ([fc.bias] if fc.bias is not None else [])
         shard_arrays = {}
         for var, key in zip(fc_vars, ("weights", "bias")):
@@ -220,8 +287,8 @@ class Trainer:
             for slot_name in self.optimizer.get_slot_names():
                 slot = self.optimizer.get_slot(var, slot_name)
                 if slot is not None:
-                    shard_arrays[key + "/" + slot_name] = slot
-        fc_ids = {id(v) for v in shard_arrays.values()}
+                    shard_arrays[key + "/" + slot_name] = fc_optimizer.checkpoint_view(slot)
+        fc_ids = {id(getattr(v, "variable", v)) for v in shard_arrays.values()}
         others = [v for v in tf.global_variables() if id(v) not in fc_ids]
         self.shard_arrays = shard_arrays
         self.other_variables = others
@@ -230,25 +297,31 @@ class Trainer:
         # ranks), which spares a second copy of a layer that may hold millions of classes.
         self.broadcast_variables = [v for v in tf.global_variables() if id(v) not in fc_ids]
         self.checkpointer = ckpt_lib.ShardedCheckpointer(
-            self.comm, shard_arrays, others, num_classes=cfg.class_num, emb_size=cfg.emb_size,
-            num_shards=fc.num_shards, max_to_keep=cfg.max_to_keep,
-            extra_meta={"loss_type": cfg.loss_type, "model": _model_name(cfg.model),
-                        "image_shape": list(cfg.image_shape), "optimizer": cfg.optimizer})
+            self.comm, shard_arrays, others, num_classes=cfg.class_num, emb_size=self.emb_size,
+            num_shards=fc.num_shards, max_to_keep=cfg.max_to_keep or KEEP_ALL,
+            optional_variables=[v for v in self.optimizer.variables()
+                                if v.op.name.startswith("loss_scale")],
+            extra_meta={"loss_type": self.loss_type, "model": _model_name(cfg.model),
+                        "image_shape": list(cfg.image_shape),
+                        "optimizer": cfg.optimizer if isinstance(cfg.optimizer, str)
+                        else type(cfg.optimizer).__name__,
+                        "steps_per_epoch": self.steps_per_epoch})
 
         self.eval_images = self.eval_embeddings = None
-        if cfg.with_test and cluster.rank == 0:
+        self.val_targets = self._check_val_targets() if cfg.with_test else []
+        if self.val_targets and cluster.rank == 0:
             c, h, w = cfg.image_shape
             self.eval_images = tf.placeholder(tf.float32, [None, h, w, c], "eval_images")
             self.eval_embeddings = embedding.build_embedding(
                 self.eval_images, backbone=cfg.model, emb_size=cfg.emb_size, is_training=False,
                 reuse=True)
-        if cfg.with_test:
-            self._check_val_targets()
 
-        log_tensors = {"global_step": self.global_step, "loss": fc.loss,
-                       "learning_rate": self.learning_rate}
+        log_tensors = {"global_step": self.global_step, "loss": fc.loss}
+        if self.learning_rate is not None:
+            log_tensors["learning_rate"] = self.learning_rate
         if fc.accuracy is not None:
             log_tensors["accuracy"] = fc.accuracy
+            log_tensors["accuracy5"] = fc.accuracy5
         self.accuracy = fc.accuracy
         self._session_capture = _SessionCapture()
         hooks = [self._session_capture, _StopAtStep(self.total_steps, self.global_step),
@@ -260,6 +333,8 @@ class Trainer:
             hooks.append(hooks_lib.ThroughputLoggingHook(log_tensors, cfg.log_period,
                                                          self.global_batch)
                          if cluster.rank == 0 else _FetchHook(log_tensors))
+            if fc.accuracy5 is not None and cluster.rank == 0:
+                hooks.append(_TopFiveLogHook(fc.accuracy5, self.global_step, cfg.log_period))
         if self.comm.active:
             hooks.insert(0, distributed.BroadcastVariablesHook(cluster.hvd,
                                                                self.broadcast_variables))
@@ -270,13 +345,40 @@ class Trainer:
                                               var_list=[tf.train.get_global_step()]))
 
     def _check_val_targets(self):
+        """The val targets whose ``.bin`` exists; a missing one is skipped with a warning, as
+        PLSC's reader skips it."""
+        if self.test_reader is not None:
+            return self.cfg.val_target_list()
         if not self.cfg.dataset_dir:
-            raise ValueError("with_test needs set_dataset_dir: the val targets are "
-                             "<dataset_dir>/<target>.bin")
-        for target in self.cfg.val_target_list():
-            path = os.path.join(self.cfg.dataset_dir, target + ".bin")
-            if not os.path.exists(path):
-                raise FileNotFoundError("val target %s: %s does not exist" % (target, path))
+            if self.cluster.rank == 0:
+                log.info("no verification during training: no dataset dir with "
+                         "<target>.bin sets (set_with_test(False) silences this)")
+            return []
+        return existing_val_targets(self.cfg.dataset_dir, self.cfg.val_target_list(),
+                                    warn=self.cluster.rank == 0)
+
+    def _inner_optimizer(self):
+        """The optimizer the update uses: a named one (with PLSC's learning-rate schedule), or
+        the program's own ``tf.compat.v1.train.Optimizer`` object, whose learning rate is its
+        own; with a 16-bit FC momentum, wrapped so that the FC rows' slot is 16 bits."""
+        cfg = self.cfg
+        if isinstance(cfg.optimizer, str):
+            inner = optimizers.build_optimizer(
+                optimizers.OptimizerConfig(name=cfg.optimizer, **cfg.optimizer_kwargs),
+                self.learning_rate)
+        else:
+            inner = cfg.optimizer
+            rate = getattr(inner, "_learning_rate", None)
+            rate = rate() if callable(rate) else rate
+            try:
+                self.learning_rate = tf.identity(tf.cast(rate, tf.float32),
+                                                 name="optimizer_learning_rate")
+            except (TypeError, ValueError):
+                self.learning_rate = None  # not a number or a tensor of this graph: not logged
+        if cfg.fc_momentum_dtype != "float32":
+            inner = fc_optimizer.LowPrecisionMomentum(
+                inner, [], fc_optimizer.SLOT_DTYPES[cfg.fc_momentum_dtype])
+        return inner
 
     def _restore_source(self):
         cfg = self.cfg
@@ -309,6 +411,9 @@ class Trainer:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        if self.sess is not None and exc_type is None and self.on_exit is not None \
+                and self._session_capture.session is not None:
+            self.on_exit(self)
         if self.sess is not None:
             with self.graph.as_default():
                 self.sess.close()
@@ -337,16 +442,64 @@ class Trainer:
 
     def run_verification(self, session):
         """Verification figures of every val target with the current weights (rank 0)."""
-        results = {}
-        for target in self.cfg.val_target_list():
-            path = os.path.join(self.cfg.dataset_dir, target + ".bin")
-            res = verification.verify(
-                path, lambda x: session.run(self.eval_embeddings, {self.eval_images: x}),
-                self.cfg.image_shape, self.cfg.test_batch_size)
-            log.info("[%s] accuracy %.5f +- %.5f, VAL %.5f @ FAR %.5f (%d pairs)", target,
-                     res["accuracy"], res["accuracy_std"], res["val"], res["far"], res["pairs"])
-            results[target] = res
-        return results
+        return run_verification_sets(
+            self.cfg, lambda x: session.run(self.eval_embeddings, {self.eval_images: x}),
+            self.val_targets, self.test_reader)
+
+
+KEEP_ALL = 2 ** 31 - 1  # set_max_last_checkpoint_num(0): every checkpoint is kept
+
+
+def steps_per_epoch(image_num, global_batch):
+    """Steps of one epoch: ``ceil(image_num / global_batch)``, PLSC's count (each worker reads
+    ``ceil(image_num / N)`` images in ``train_batch_size`` batches).  The only definition used,
+    for the total, the warmup, the checkpoints and the epoch names.  None without a count."""
+    if not image_num:
+        return None
+    return max(1, int(math.ceil(image_num / float(global_batch))))
+
+
+def steps_for_epochs(epochs, per_epoch):
+    """Steps of ``epochs`` (possibly fractional) epochs of ``per_epoch`` steps."""
+    return int(math.ceil(float(epochs) * per_epoch - 1e-9))
+
+
+def existing_val_targets(dataset_dir, targets, warn=True):
+    """The targets whose ``<dataset_dir>/<target>.bin`` exists; the others are skipped with a
+    warning."""
+    found = []
+    for target in targets:
+        path = os.path.join(dataset_dir, target + ".bin")
+        if os.path.exists(path):
+            found.append(target)
+        elif warn:
+            log.warning("val target %s skipped: %s does not exist", target, path)
+    return found
+
+
+def run_verification_sets(cfg, embed_fn, targets, test_reader=None):
+    """Verification figures per target, from the ``.bin`` sets or a PLSC ``test_reader``
+    (``test_reader(dataset_dir, val_targets) -> (sets, names)``, each set
+    ``([images, flipped images], issame)``)."""
+    results = {}
+    if test_reader is not None:
+        sets, names = test_reader(cfg.dataset_dir, cfg.val_targets)
+        if len(sets) != len(names):
+            raise ValueError("test_reader returned %d sets and %d names"
+                             % (len(sets), len(names)))
+        items = [(name, lambda s=s: verification.verify_arrays(
+            s[0], s[1], embed_fn, cfg.image_shape, cfg.test_batch_size))
+            for name, s in zip(names, sets)]
+    else:
+        items = [(target, lambda t=target: verification.verify(
+            os.path.join(cfg.dataset_dir, t + ".bin"), embed_fn, cfg.image_shape,
+            cfg.test_batch_size)) for target in targets]
+    for name, run in items:
+        res = run()
+        log.info("[%s] accuracy %.5f +- %.5f, VAL %.5f @ FAR %.5f (%d pairs)", name,
+                 res["accuracy"], res["accuracy_std"], res["val"], res["far"], res["pairs"])
+        results[name] = res
+    return results
 
 
 def init_op_slots_first(weights):
@@ -376,5 +529,5 @@ def large_layer_session_config(num_intra_threads=0, num_inter_threads=0):
 
 
 def _model_name(model):
-    return model if isinstance(model, str) else getattr(model, "__name__", "custom backbone")
+    return backbones.display_name(model)
 

@@ -8,7 +8,6 @@ the other nine folds scores this fold.  Reported: mean and standard deviation of
 accuracies, and VAL at FAR = 1e-3 (threshold interpolated on the other folds' FAR curve over
 0, 0.001, ..., 3.999).
 """
-import io
 import pickle
 
 import numpy as np
@@ -45,23 +44,31 @@ def write_bin(path, encoded_images, issame):
     os.replace(path + ".tmp", path)
 
 
-def decode_images(encoded, image_shape):
-    """Encoded images -> uint8 ``[N, H, W, C]`` resized to ``image_shape`` ``(C, H, W)``."""
-    from PIL import Image
+def decode_images(encoded, image_shape, chunk=256):
+    """Encoded images -> float32 pixels ``[N, H, W, C]`` in [0, 255], resized to
+    ``image_shape`` ``(C, H, W)``.
+
+    TensorFlow's decoder and resize (:func:`images.largescale.data.decode_batch`, the ops of
+    training and of the served model) in a private graph, so an image gives the same pixels
+    here as there.
+    """
+    import tensorflow.compat.v1 as tf
+    from images.largescale import data
     channels, height, width = image_shape
-    mode = {1: "L", 3: "RGB"}[channels]
-    out = np.empty((len(encoded), height, width, channels), np.uint8)
-    for i, data in enumerate(encoded):
-        img = Image.open(io.BytesIO(data)).convert(mode)
-        if img.size != (width, height):
-            img = img.resize((width, height), Image.BILINEAR)
-        arr = np.asarray(img, np.uint8)
-        out[i] = arr.reshape(height, width, channels)
+    out = np.empty((len(encoded), height, width, channels), np.float32)
+    with tf.Graph().as_default():
+        feed = tf.placeholder(tf.string, [None])
+        decoded = data.decode_batch(feed, image_shape, normalized=False)
+        with tf.Session() as sess:
+            for i in range(0, len(encoded), chunk):
+                out[i:i + chunk] = sess.run(decoded, {feed: [bytes(b) for b in
+                                                             encoded[i:i + chunk]]})
     return out
 
 
 def embed_with_flip(images, embed_fn, batch_size=64):
-    """L2-normalised ``embed(x) + embed(flip(x))`` of uint8 images ``[N, H, W, C]``.
+    """L2-normalised ``embed(x) + embed(flip(x))`` of images ``[N, H, W, C]`` (pixels in
+    [0, 255]).
 
     ``embed_fn`` takes float32 images normalised to ``(x - 127.5) / 128`` and returns
     ``[n, emb]``.
@@ -148,3 +155,40 @@ def verify(bin_path, embed_fn, image_shape, batch_size=64, nfolds=10):
     images = decode_images(encoded, image_shape)
     emb = embed_with_flip(images, embed_fn, batch_size)
     return evaluate_embeddings(emb, issame, nfolds)
+
+
+def to_nhwc(images, image_shape):
+    """Images a PLSC reader yields (Paddle's ``[N, C, H, W]``) or ``[N, H, W, C]`` as float32
+    ``[N, H, W, C]``.
+
+    Raises:
+      ValueError: neither layout matches ``image_shape`` ``(C, H, W)``.
+    """
+    images = np.asarray(images, np.float32)
+    channels, height, width = image_shape
+    if images.ndim == 3 and channels == 1:
+        images = images[..., None] if images.shape[1:] == (height, width) else images
+    if images.ndim == 4 and images.shape[1:] == (channels, height, width):
+        return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+    if images.ndim == 4 and images.shape[1:] == (height, width, channels):
+        return images
+    raise ValueError("images of shape %s match neither [N, %d, %d, %d] (PLSC's layout) nor "
+                     "[N, %d, %d, %d] (the image shape set with set_image_shape/"
+                     "set_input_info)" % (images.shape, channels, height, width, height, width,
+                                          channels))
+
+
+def verify_arrays(data_list, issame, embed_fn, image_shape, batch_size=64, nfolds=10):
+    """The protocol's figures for a set a PLSC ``test_reader`` returns: ``data_list`` is
+    ``[images, flipped images]``, already normalised (fed to the network as they are)."""
+    if len(data_list) != 2:
+        raise ValueError("a test_reader set holds [images, flipped images], got %d arrays"
+                         % len(data_list))
+    total = None
+    for images in data_list:
+        images = to_nhwc(images, image_shape)
+        emb = np.concatenate([np.asarray(embed_fn(images[i:i + batch_size]), np.float64)
+                              for i in range(0, len(images), batch_size)], axis=0)
+        total = emb if total is None else total + emb
+    total /= np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)
+    return evaluate_embeddings(total, np.asarray(issame, bool), nfolds)

@@ -20,6 +20,7 @@ from images.models import vgg as _vgg  # noqa: F401,E402
 from images.models import inception as _inception  # noqa: F401,E402
 from images.models import mobilenet as _mobilenet  # noqa: F401,E402
 from images.models import nasnet as _nasnet  # noqa: F401,E402
+from images.models import irresnet as _irresnet  # noqa: F401,E402
 
 get_model_record = get_record
 

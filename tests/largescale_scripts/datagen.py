@@ -50,3 +50,25 @@ def write_pair_set(path, num_pairs=20, size=28, seed=1):
         encoded += [png_bytes(a), png_bytes(b)]
         issame.append(same)
     verification.write_bin(path, encoded, issame)
+
+
+def jpeg_bytes(pixels, quality=90):
+    """JPEG encoding of a uint8 ``[H, W, 3]`` array."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def write_label_dataset(folder, num_images, num_classes, size=28, seed=0):
+    """PLSC's default layout: ``folder/images/<i>.jpg`` and ``folder/label.txt`` with
+    ``images/<i>.jpg <label>`` lines; returns the labels in order."""
+    os.makedirs(os.path.join(folder, "images"), exist_ok=True)
+    rng = np.random.RandomState(seed)
+    labels = np.arange(num_images) % num_classes
+    with open(os.path.join(folder, "label.txt"), "w") as f:
+        for i, label in enumerate(labels):
+            name = "images/%05d.jpg" % i
+            with open(os.path.join(folder, name), "wb") as img:
+                img.write(jpeg_bytes(class_image(int(label), rng, size)))
+            f.write("%s %d\n" % (name, label))
+    return labels

@@ -1,0 +1,1 @@
+"""PLSC's ``plsc.utils``: the readers (``jpeg_reader``, ``base64_reader``)."""
