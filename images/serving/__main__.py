@@ -57,6 +57,8 @@ def main(argv):
     if not FLAGS.model_base_path:
         raise app.UsageError("--model_base_path is required: the directory of numbered "
                              "SavedModel versions (e.g. --model_base_path=/models/lenet)")
+    from images.utils import onednn
+    onednn_choice = onednn.configure()  # before TensorFlow is imported: it reads it once
     # Imported here so that --help answers without loading TensorFlow.
     import tensorflow.compat.v1 as tf
     import uvicorn
@@ -67,6 +69,7 @@ def main(argv):
     from images.serving.servable import ModelLoadError
 
     logging.getLogger("fastnn.serving").setLevel(FLAGS.log_level.upper())
+    logging.getLogger("fastnn.serving").info("%s", onednn_choice)
     tf.get_logger().setLevel(logging.WARNING)  # one line per restored checkpoint is noise here
     batching = BatchingOptions(
         enabled=FLAGS.enable_batching, max_batch_size=FLAGS.max_batch_size,
