@@ -108,6 +108,12 @@ def resolve_fastnn_flags(cluster):
                         cpus)
 
 
+def profile_dir():
+    """Where Chrome traces go: ``--train_dir``, or FastNN's ``--output_dir`` when only it is given."""
+    return fastnn_flags.profile_dir(
+        FLAGS.train_dir, FLAGS["train_dir"].present or bool(FLAGS.checkpointDir), FLAGS.output_dir)
+
+
 def resolve_epoch_size(dataset, is_chief):
     """Examples in one epoch over all workers, or None when unknown (a WARNING says why).
 
@@ -324,9 +330,7 @@ def train(cluster, record, dataset):
             global_batch_size=global_batch, saver=saver,
             save_checkpoints_steps=FLAGS.save_checkpoints_steps,
             total_steps=total_steps, summary_dir=FLAGS.summaryDir or None,
-            profile_dir=fastnn_flags.profile_dir(
-                FLAGS.train_dir, FLAGS["train_dir"].present or bool(FLAGS.checkpointDir),
-                FLAGS.output_dir))
+            profile_dir=profile_dir())
         bcast = distributed.broadcast_hook(cluster)
         if bcast is not None:
             hooks.insert(0, bcast)
