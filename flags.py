@@ -293,12 +293,17 @@ def help_text(short=False):
     return "\n".join(lines)
 
 
-def parse_flags(argv):
-    """``app.run``'s flags parser: ``--help`` / ``--helpshort`` print :func:`help_text`."""
+def answer_help(argv):
+    """Prints :func:`help_text` and exits when ``argv`` asks for ``--help`` / ``--helpshort``."""
     for arg in argv[1:]:
         if arg == "--":
             break
         if arg in _HELP_ARGS:
             print(help_text(short="helpshort" in arg))
             sys.exit(0)
+
+
+def parse_flags(argv):
+    """``app.run``'s flags parser: ``--help`` / ``--helpshort`` print :func:`help_text`."""
+    answer_help(argv)
     return app.parse_flags_with_usage(argv)

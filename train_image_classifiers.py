@@ -15,10 +15,13 @@ from images.utils import onednn  # noqa: E402  (imports no TensorFlow)
 
 ONEDNN = onednn.configure()  # before TensorFlow is imported: it reads the variable once
 
+import flags as flag_defs  # noqa: E402  (defines the flags; imports no TensorFlow)
+
+if __name__ == "__main__":
+    flag_defs.answer_help(sys.argv)  # without waiting for TensorFlow to load
+
 from absl import app  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
-
-import flags as flag_defs  # noqa: E402,F401  (defines the flags)
 from images.datasets import dataset_factory, pipeline  # noqa: E402
 from images.models import model_factory  # noqa: E402
 from images.preprocessing import preprocessing_factory  # noqa: E402

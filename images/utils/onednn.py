@@ -44,8 +44,8 @@ def decide(environ, flags, machine):
             "off" if environ[ENV].strip() in ("0", "false", "False") else "on", ENV,
             environ[ENV])
     if machine.lower() in ("x86_64", "amd64") and all(f in flags for f in _FAST_X86_FLAGS):
-        return "1", ("oneDNN on: this CPU has AVX2 and FMA, where oneDNN's kernels train "
-                     "faster (docs/BENCHMARKS.md); %s=0 turns it off" % ENV)
+        return "1", ("oneDNN on: this CPU has AVX2 and FMA, where oneDNN's kernels are faster "
+                     "(docs/BENCHMARKS.md); %s=0 turns it off" % ENV)
     return None, "oneDNN left to TensorFlow's default for this CPU (%s sets it)" % ENV
 
 
