@@ -9,7 +9,9 @@ FLOP/s peak, with that setting's kernels) and the trainer's training step on a f
 batch (softmax cross-entropy, weight decay, momentum, batch-norm updates); the training FLOPs per
 image come from TensorFlow's profiler on the whole training graph.  Utilisation is the achieved
 FLOP rate over the peak: over the process's own peak, and over the best peak of either setting
-(the machine's).  The entry points choose the setting by :mod:`images.utils.onednn`.
+(the machine's).  The same figures per CPU-second (CPU time of every thread of the process) are
+less disturbed by other work on a shared machine than wall-clock rates.  The entry points choose
+the setting by :mod:`images.utils.onednn`.
 """
 import json
 import os
@@ -26,11 +28,14 @@ MODES = (("oneDNN off", "0"), ("oneDNN on", "1"))
 def _worker(image_size, batch_size, steps, warmup):
     """One measurement in this process; prints JSON with images/s, FLOPs/image and the peak."""
     from images.utils import precision
-    peak = common.matmul_peak_flops()
+    cpu_peaks, cpu_step = [], []
+    peak = common.matmul_peak_flops(cpu_out=cpu_peaks)
     rate, flops = common.zoo_training_rate("resnet_v1_50", batch_size, image_size, steps=steps,
-                                           warmup=warmup)
-    peak = max(peak, common.matmul_peak_flops())  # before and after: the better of the two
+                                           warmup=warmup, cpu_out=cpu_step)
+    peak = max(peak, common.matmul_peak_flops(cpu_out=cpu_peaks))  # the better, before or after
     print(json.dumps({"images_per_sec": rate, "flops_per_image": flops, "peak": peak,
+                      "images_per_cpu_sec": batch_size / cpu_step[0],
+                      "peak_per_cpu_sec": max(cpu_peaks),
                       "onednn": precision.onednn_enabled()}), flush=True)
 
 
@@ -58,14 +63,18 @@ def run(args):
             results[label].append(_measure(value, size, batch, steps, warmup))
     best_peak = max(r["peak"] for rs in results.values() for r in rs)
     base = float(np.median([r["images_per_sec"] for r in results["oneDNN off"]]))
+    best_cpu_peak = max(r["peak_per_cpu_sec"] for rs in results.values() for r in rs)
+    cpu_base = float(np.median([r["images_per_cpu_sec"] for r in results["oneDNN off"]]))
     rows = []
     for label, _ in MODES:
-        rate = float(np.median([r["images_per_sec"] for r in results[label]]))
-        flops = float(np.median([r["flops_per_image"] for r in results[label]]))
-        peak = float(np.median([r["peak"] for r in results[label]]))
+        def median(key):
+            return float(np.median([r[key] for r in results[label]]))
+        rate, flops, peak = median("images_per_sec"), median("flops_per_image"), median("peak")
+        cpu_rate = median("images_per_cpu_sec")
         rows.append(["%dx%d" % (size, size), batch, label, rate, rate / base, flops / 1e9,
                      rate * flops / 1e9, peak / 1e9, 100 * rate * flops / peak,
-                     100 * rate * flops / best_peak])
+                     100 * rate * flops / best_peak, cpu_rate, cpu_rate / cpu_base,
+                     100 * cpu_rate * flops / best_cpu_peak])
     flags = onednn.cpu_flags()
     cpu = ", ".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
                                 "amx_bf16") if f in flags) or "unknown"
@@ -74,8 +83,9 @@ def run(args):
         "of %d steps)" % (cpu, rounds, steps),
         ["image", "batch", "setting", "images/s", "vs off", "training GFLOP/image", "GFLOP/s",
          "matmul peak GFLOP/s (same setting)", "utilisation % (own peak)",
-         "utilisation % (best peak)"], rows)
-    return {"rows": rows, "best_peak": best_peak}
+         "utilisation % (best peak)", "images per CPU-second", "vs off (CPU time)",
+         "utilisation % per CPU-second (best peak)"], rows)
+    return {"rows": rows, "best_peak": best_peak, "best_cpu_peak": best_cpu_peak}
 
 
 if __name__ == "__main__":
