@@ -3,11 +3,20 @@
 
     python eval_image_classifier.py --checkpoint_path=/tmp/train --dataset_name=digits \
         --dataset_dir=/tmp/digits --dataset_split_name=test --model_name=lenet
+
+Flags left out (model, dataset, image size, preprocessing, class count, ...) default to what the
+trainer recorded in the checkpoint's folder (``flags.json``), so ``--checkpoint_path=<train_dir>``
+alone evaluates a run as it was trained; the trainer's ``--eval_files`` are evaluated unless a
+split is named.
 """
 import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from images.utils import onednn  # noqa: E402  (imports no TensorFlow)
+
+ONEDNN = onednn.configure()  # before TensorFlow is imported: it reads the variable once
 
 from absl import app, flags  # noqa: E402
 
@@ -15,21 +24,30 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 from images import evaluation, training  # noqa: E402
 from images.datasets import pipeline  # noqa: E402
+from images.utils import run_dir  # noqa: E402
 
 flags.DEFINE_string("checkpoint_path", None, "Checkpoint file, or a folder (its latest).")
-flags.DEFINE_string("model_name", None, "Network registry name.")
-flags.DEFINE_string("dataset_name", None, "Dataset registry name.")
-flags.DEFINE_string("dataset_dir", None, "Folder of the TFRecord files.")
+flags.DEFINE_string("model_name", None, "Network registry name. Default: the training run's.")
+flags.DEFINE_string("dataset_name", None, "Dataset registry name. Default: the training run's.")
+flags.DEFINE_string("dataset_dir", None, "Folder of the TFRecord files. Default: the training "
+                    "run's.")
 flags.DEFINE_string("dataset_split_name", "test", "Split to evaluate.")
+flags.DEFINE_string("eval_files", None, "Comma-separated files (or glob patterns) inside "
+                    "--dataset_dir to evaluate instead of a split (FastNN's flag). Default: the "
+                    "training run's --eval_files when no --dataset_split_name is given.")
 flags.DEFINE_string("eval_dir", None, "Where the summary goes (default: <checkpoint "
                     "folder>/eval_<split>).")
 flags.DEFINE_integer("batch_size", 100, "Examples per batch.")
-flags.DEFINE_integer("eval_image_size", None, "Input side; defaults to the model's.")
-flags.DEFINE_string("preprocessing_name", None, "Defaults to the model's.")
-flags.DEFINE_integer("num_classes", None, "Classes of the mock dataset.")
+flags.DEFINE_integer("eval_image_size", None, "Input side; defaults to the training run's, else "
+                     "the model's.")
+flags.DEFINE_string("preprocessing_name", None, "Defaults to the training run's, else the "
+                    "model's.")
+flags.DEFINE_integer("num_classes", None, "Classes of the mock dataset. Default: the training "
+                     "run's.")
 flags.DEFINE_integer("labels_offset", None, "Subtracted from stored labels; defaults to the "
-                     "dataset's.")
-flags.DEFINE_boolean("use_grayscale", False, "Convert images to one channel, as in training.")
+                     "training run's, else the dataset's.")
+flags.DEFINE_boolean("use_grayscale", False, "Convert images to one channel, as in training "
+                     "(default: as the training run did).")
 flags.DEFINE_integer("max_num_batches", None, "Evaluate at most this many batches.")
 flags.DEFINE_float("moving_average_decay", None, "Evaluate the weights' moving averages kept "
                    "with this decay during training.")
@@ -38,14 +56,57 @@ flags.DEFINE_boolean("skip_corrupt_records", False, "Skip (and log) unreadable r
                      "undecodable images instead of stopping; the result says how many examples "
                      "were scored.")
 flags.DEFINE_string("output_json", None, "Also write the result as JSON to this file.")
-flags.mark_flags_as_required(["checkpoint_path", "model_name", "dataset_name"])
+flags.mark_flags_as_required(["checkpoint_path"])
 flags.register_validator("batch_size", lambda v: v > 0, message="--batch_size must be > 0")
 FLAGS = flags.FLAGS
+
+
+# Flag -> the key of the training run's resolved settings it defaults to.
+FROM_TRAINING_RUN = {"model_name": "model_name", "dataset_name": "dataset_name",
+                     "dataset_dir": "dataset_dir", "eval_image_size": "image_size",
+                     "preprocessing_name": "preprocessing_name", "num_classes": "num_classes",
+                     "labels_offset": "labels_offset", "use_grayscale": "use_grayscale"}
+
+
+def apply_training_run_defaults():
+    """Fills the flags left out from the training run's ``flags.json``; logs what it took.
+
+    Raises:
+      ValueError: the model or dataset is still unknown (no record, and not given).
+    """
+    wanted = {f: k for f, k in FROM_TRAINING_RUN.items() if not FLAGS[f].present}
+    if not FLAGS["dataset_split_name"].present and not FLAGS["eval_files"].present:
+        wanted["eval_files"] = "eval_files"
+    run = run_dir.read_resolved(FLAGS.checkpoint_path)
+    if FLAGS.dataset_name and FLAGS.dataset_name != run.get("dataset_name"):
+        for name in ("dataset_dir", "labels_offset", "eval_files"):  # another dataset's
+            wanted.pop(name, None)
+    found = run_dir.run_defaults(FLAGS.checkpoint_path, wanted)
+    for name, value in found.items():
+        setattr(FLAGS, name, value)
+    if found:
+        training.log.info("from the training run's %s: %s", run_dir.RUN_RECORD,
+                          ", ".join("%s=%s" % kv for kv in sorted(found.items())))
+    trained = run.get("image_size")
+    if trained and FLAGS.eval_image_size and FLAGS.eval_image_size != trained:
+        training.log.warning("evaluating at %dx%d a model trained at %dx%d",
+                             FLAGS.eval_image_size, FLAGS.eval_image_size, trained, trained)
+    missing = [f for f in ("model_name", "dataset_name") if not getattr(FLAGS, f)]
+    if missing:
+        raise ValueError("give %s: no %s from the trainer beside checkpoint %s to take them "
+                         "from" % (" and ".join("--" + f for f in missing), run_dir.RUN_RECORD,
+                                   FLAGS.checkpoint_path))
 
 
 def main(argv):
     del argv
     training.setup_logging()
+    training.log.info("%s", ONEDNN)
+    try:
+        apply_training_run_defaults()
+    except ValueError as e:
+        training.log.error("%s", e)
+        return 2
     eval_dir = FLAGS.eval_dir
     if eval_dir is None:
         base = FLAGS.checkpoint_path if os.path.isdir(FLAGS.checkpoint_path) else (
@@ -61,7 +122,7 @@ def main(argv):
             max_num_batches=FLAGS.max_num_batches, eval_dir=eval_dir,
             moving_average_decay=FLAGS.moving_average_decay,
             num_preprocessing_threads=FLAGS.num_preprocessing_threads,
-            skip_corrupt_records=FLAGS.skip_corrupt_records)
+            skip_corrupt_records=FLAGS.skip_corrupt_records, file_names=FLAGS.eval_files)
     except (ValueError, FileNotFoundError) as e:
         training.log.error("%s", e)
         return 2
@@ -72,7 +133,7 @@ def main(argv):
         training.log.error("bad input data: %s", message)
         return 2
     print("eval/%s top1=%.4f top5=%.4f over %d examples (checkpoint %s, step %d)"
-          % (FLAGS.dataset_split_name, result["top1"], result["top5"], result["count"],
+          % (FLAGS.dataset_split_name if not FLAGS.eval_files else "eval_files", result["top1"], result["top5"], result["count"],
              result["checkpoint"], result["global_step"]))
     if FLAGS.output_json:
         with open(FLAGS.output_json, "w", encoding="utf-8") as f:

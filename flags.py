@@ -1,14 +1,35 @@
 """Every flag of ``train_image_classifiers.py``, grouped as FastNN groups them.
 
-Names and defaults follow FastNN's ``flags.py`` where they make sense (see README, "Flags").  Only
-the entry point reads ``FLAGS``; library code receives plain arguments.  Validators here check what
-can be checked without building anything; the trainer checks names against the registries.
+Names and defaults follow FastNN's ``flags.py`` where they make sense (see README, "Flags"); every
+one of FastNN's 75 flags is accepted (:mod:`images.utils.fastnn_flags` says what those without a
+namesake here become).  Only the entry point reads ``FLAGS``; library code receives plain
+arguments.  Validators here check what can be checked without building anything; the trainer checks
+names against the registries.  ``--help`` lists these flags by group (:func:`help_text`).
 """
-from absl import flags
+import sys
+import textwrap
+
+from absl import app, flags
+
+from images.utils import fastnn_flags
 
 FLAGS = flags.FLAGS
 
+# (group title, index of its first flag in this module's definition order), for --help.
+_GROUPS = []
+
+
+def _group(title):
+    _GROUPS.append((title, len(FLAGS.get_flags_for_module(__name__))))
+
+
+def _fastnn(name):
+    """Help of one of FastNN's flags without a namesake here: what it does here."""
+    return "FastNN's flag: " + fastnn_flags.FLAGS_HERE[name].here + "."
+
+
 # ----------------------------------------------------------------------------- dataset
+_group("dataset")
 flags.DEFINE_string("dataset_name", "mock", "Dataset registry name (mock, digits, cifar10, "
                     "mnist, flowers, imagenet, custom).")
 flags.DEFINE_string("dataset_dir", None, "Folder holding the dataset's TFRecord files.")
@@ -26,8 +47,12 @@ flags.DEFINE_boolean("skip_corrupt_records", False, "Skip (and log, with a runni
                      "error that names the file.")
 flags.DEFINE_integer("labels_offset", None, "Subtracted from stored labels (ImageNet-style "
                      "records with a background class need 1). Defaults to the dataset's.")
+flags.DEFINE_string("file_pattern", None, _fastnn("file_pattern"))
+flags.DEFINE_string("reader", None, _fastnn("reader"))
+flags.DEFINE_string("eval_files", None, _fastnn("eval_files"))
 
 # ----------------------------------------------------------------------------- preprocessing
+_group("preprocessing")
 flags.DEFINE_string("preprocessing_name", None, "Preprocessing registry name; defaults to the "
                     "model's.")
 flags.DEFINE_integer("shuffle_buffer_size", 1024, "Records in the shuffle buffer.")
@@ -44,6 +69,7 @@ flags.DEFINE_integer("random_seed", None, "Seed for weights, shuffling and augme
                      "the input order is deterministic.")
 
 # ----------------------------------------------------------------------------- model
+_group("model")
 flags.DEFINE_enum("task_type", "pretrain", ["pretrain", "finetune"], "Train from scratch, or "
                   "warm-start from --model_dir/--ckpt_file_name.")
 flags.DEFINE_string("model_name", "inception_resnet_v2", "Network registry name.")
@@ -68,10 +94,13 @@ flags.DEFINE_float("moving_average_decay", None, "Keep exponential moving averag
                    "variables with this decay (saved in checkpoints; eval and export use them "
                    "with the same flag). Default: none kept.")
 flags.DEFINE_float("label_smoothing", 0.0, "Label smoothing of the cross-entropy targets.")
-flags.DEFINE_string("train_dir", "/tmp/fastnn_train", "Where checkpoints, summaries, profiles "
-                    "and the run's resolved flags go; a checkpoint there is resumed.")
+flags.DEFINE_string("train_dir", None, "Where checkpoints, summaries, profiles and the run's "
+                    "resolved flags go; a checkpoint there is resumed (a run of another model, "
+                    "dataset, class count or task type is refused). Default: "
+                    "<temp dir>/fastnn_train/<model_name>, <model_name>_finetune for finetuning.")
 
 # ----------------------------------------------------------------------------- learning rate
+_group("learning rate")
 flags.DEFINE_integer("warmup_steps", 0, "Steps of learning-rate warmup.")
 flags.DEFINE_string("warmup_scheme", "t2t", "t2t (from lr/100, exponential) or linear (from 0).")
 flags.DEFINE_string("decay_scheme", "", "luong234, luong5, luong10, or empty.")
@@ -85,6 +114,7 @@ flags.DEFINE_float("num_epochs_per_decay", 2.0, "Epochs between exponential deca
                    "epoch size is known and no decay_scheme is set.")
 
 # ----------------------------------------------------------------------------- optimizer
+_group("optimizer")
 flags.DEFINE_string("optimizer", "rmsprop", "adadelta, adagrad, adam, adamweightdecay, ftrl, "
                     "momentum, rmsprop or sgd.")
 flags.DEFINE_float("adadelta_rho", 0.95, "Adadelta decay.")
@@ -102,6 +132,7 @@ flags.DEFINE_float("rmsprop_decay", 0.9, "RMSProp decay.")
 flags.DEFINE_float("adamw_weight_decay_rate", 0.01, "Decoupled weight decay of adamweightdecay.")
 
 # ----------------------------------------------------------------------------- logging
+_group("logging")
 flags.DEFINE_integer("stop_at_step", 100, "Last global step (StopAtStepHook); 0 runs num_epochs.")
 flags.DEFINE_integer("log_loss_every_n_iters", 10, "Steps between log lines (LoggingTensorHook).")
 flags.DEFINE_integer("profile_every_n_iters", 0, "Steps between Chrome traces (ProfilerHook); 0 "
@@ -111,13 +142,18 @@ flags.DEFINE_boolean("log_device_placement", False, "Log the device of every op.
 flags.DEFINE_boolean("print_model_statistics", False, "Print each trainable variable's shape and "
                      "the parameter count.")
 flags.DEFINE_string("hooks", "StopAtStepHook,ProfilerHook,LoggingTensorHook,CheckpointSaverHook",
-                    "Comma-separated session hooks.")
+                    "Comma-separated session hooks (any letter case, as FastNN).")
 flags.DEFINE_integer("save_checkpoints_steps", 1000, "Steps between checkpoints "
                      "(CheckpointSaverHook); one is always written at the end.")
 flags.DEFINE_integer("save_summaries_steps", 100, "Steps between TensorBoard summaries; 0 off.")
 flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept in train_dir.")
+flags.DEFINE_boolean("log_trainable_vars_statistics", False,
+                     _fastnn("log_trainable_vars_statistics"))
+flags.DEFINE_boolean("log_optimizer_vars_statistics", False,
+                     _fastnn("log_optimizer_vars_statistics"))
 
 # ----------------------------------------------------------------------------- performance
+_group("performance")
 flags.DEFINE_boolean("use_fp16", None, "Compute in float16 with float32 master weights. "
                      "Default: on when a GPU is visible, off on CPUs (TF's CPU float16 kernels "
                      "are slow; use --use_bf16 there).")
@@ -131,18 +167,22 @@ flags.DEFINE_integer("loss_scale_growth_steps", 2000, "Dynamic loss scaling: cle
 flags.DEFINE_float("loss_scale_initial", 32768.0, "Dynamic loss scaling: initial scale.")
 flags.DEFINE_boolean("enable_paisoar", True, "Use the distributed (Horovod) optimizer. Outside "
                      "horovodrun this is a one-worker run.")
-flags.DEFINE_string("protocol", None, "PAISoar's transport. Not used under Horovod: any value is "
-                    "rejected (choose the transport with horovodrun's --gloo / "
-                    "--network-interface).")
+flags.DEFINE_string("protocol", None, _fastnn("protocol"))
 flags.DEFINE_integer("num_intra_threads", 0, "TensorFlow intra-op threads (0: TensorFlow's "
                      "choice).")
 flags.DEFINE_integer("num_inter_threads", 0, "TensorFlow inter-op threads (0: TensorFlow's "
                      "choice).")
+flags.DEFINE_integer("inter_op_parallelism_threads", None,
+                     _fastnn("inter_op_parallelism_threads"))
+flags.DEFINE_integer("intra_op_parallelism_threads", None,
+                     _fastnn("intra_op_parallelism_threads"))
+flags.DEFINE_boolean("colocate_gradients_with_ops", None, _fastnn("colocate_gradients_with_ops"))
 flags.DEFINE_boolean("xla", False, "Compile the training step with XLA's JIT (auto-clustering: "
                      "the session's global_jit_level; also on CPUs). For GPUs; on this project's "
                      "CPU it made resnet_v1_50 slower (docs/BENCHMARKS.md, \"XLA\").")
 
 # ----------------------------------------------------------------------------- distribution
+_group("distribution (FastNN's PAI-Soar)")
 flags.DEFINE_boolean("hvd_fp16_compression", False, "Allreduce gradients as float16.")
 flags.DEFINE_integer("backward_passes_per_step", 1, "Gradient accumulation steps before each "
                      "allreduce.")
@@ -150,6 +190,28 @@ flags.DEFINE_enum("allreduce_op", "average", ["average", "adasum"], "How workers
                   "combined.")
 flags.DEFINE_boolean("scale_learning_rate_by_workers", False, "Multiply the learning rate by the "
                      "number of workers.")
+flags.DEFINE_integer("tensor_fusion_max_bytes", None, _fastnn("tensor_fusion_max_bytes"))
+flags.DEFINE_string("tensor_fusion_policy", None, _fastnn("tensor_fusion_policy"))
+flags.DEFINE_string("communication_policy", None, _fastnn("communication_policy"))
+
+# ----------------------------------------------------------------------------- input/output
+_group("input/output (FastNN's PAI names)")
+flags.DEFINE_string("checkpointDir", None, _fastnn("checkpointDir"))
+flags.DEFINE_string("summaryDir", None, _fastnn("summaryDir"))
+flags.DEFINE_string("output_dir", None, _fastnn("output_dir"))
+flags.DEFINE_string("tables", None, _fastnn("tables"))
+flags.DEFINE_string("buckets", None, _fastnn("buckets"))
+flags.DEFINE_string("outputs", None, _fastnn("outputs"))
+
+# ----------------------------------------------------------------------------- machine
+_group("machine (FastNN's PAI cluster; horovodrun starts the workers here)")
+flags.DEFINE_integer("task_index", None, _fastnn("task_index"))
+flags.DEFINE_string("taskId", None, _fastnn("taskId"))
+flags.DEFINE_string("worker_hosts", None, _fastnn("worker_hosts"))
+flags.DEFINE_string("ps_hosts", None, _fastnn("ps_hosts"))
+flags.DEFINE_integer("worker_count", None, _fastnn("worker_count"))
+flags.DEFINE_integer("ps_count", None, _fastnn("ps_count"))
+flags.DEFINE_string("job_name", None, _fastnn("job_name"))
 
 
 # ----------------------------------------------------------------------------- validators
@@ -167,17 +229,29 @@ for _name in ("batch_size", "num_epochs", "shuffle_buffer_size", "num_parallel_b
 
 for _name in ("stop_at_step", "log_loss_every_n_iters", "profile_every_n_iters",
               "profile_at_task", "warmup_steps", "save_summaries_steps", "num_intra_threads",
-              "num_inter_threads", "weight_decay", "end_learning_rate", "labels_offset"):
+              "num_inter_threads", "weight_decay", "end_learning_rate", "labels_offset",
+              "inter_op_parallelism_threads", "intra_op_parallelism_threads",
+              "tensor_fusion_max_bytes", "worker_count"):
     flags.register_validator(_name, lambda v: v is None or v >= 0,
                              message="--%s must be >= 0" % _name)
 
 flags.register_validator("learning_rate", lambda v: v > 0, message="--learning_rate must be > 0")
 flags.register_validator("label_smoothing", lambda v: 0.0 <= v < 1.0,
                          message="--label_smoothing must be in [0, 1)")
-flags.register_validator("protocol", lambda v: v is None,
-                         message="--protocol was PAISoar's transport and has no meaning under "
-                                 "Horovod; drop it and pick the transport with horovodrun "
-                                 "(--gloo, --network-interface)")
+
+
+def _fastnn_value_check(name):
+    def check(value):
+        message = fastnn_flags.refusal(name, value)
+        if message:
+            raise flags.ValidationError(message)
+        return True
+    return check
+
+
+for _name, _spec in fastnn_flags.FLAGS_HERE.items():
+    if _spec.kind == "horovod":
+        flags.register_validator(_name, _fastnn_value_check(_name))
 flags.register_multi_flags_validator(
     ["task_type", "model_dir"],
     lambda f: f["task_type"] != "finetune" or bool(f["model_dir"]),
@@ -194,3 +268,45 @@ flags.register_multi_flags_validator(
 flags.register_multi_flags_validator(
     ["use_fp16", "use_bf16"], lambda f: not (f["use_fp16"] and f["use_bf16"]),
     message="--use_fp16 and --use_bf16 exclude each other")
+
+
+# ----------------------------------------------------------------------------- help
+_HELP_ARGS = {"--help", "-help", "--helpshort", "-helpshort", "-?", "-h", "--help=true",
+              "--helpshort=true"}
+
+
+def help_text(short=False):
+    """The trainer's flags by group (FastNN's grouping); ``short`` leaves out the help texts."""
+    defined = FLAGS.get_flags_for_module(__name__)
+    doc = (sys.modules["__main__"].__doc__ or "").strip()
+    lines = [doc, ""] if doc else []
+    bounds = [start for _, start in _GROUPS[1:]] + [len(defined)]
+    for (title, start), end in zip(_GROUPS, bounds):
+        lines.append("%s:" % title)
+        for flag in defined[start:end]:
+            default = "" if flag.default is None else " (default: %s)" % flag.default_as_str
+            if short:
+                lines.append("  --%s%s" % (flag.name, default))
+                continue
+            lines.append("  --%s%s" % (flag.name, default))
+            lines.extend(textwrap.wrap(flag.help, 96, initial_indent="      ",
+                                       subsequent_indent="      "))
+        lines.append("")
+    lines.append("absl's own flags (--flagfile, --logtostderr, ...): --helpfull")
+    return "\n".join(lines)
+
+
+def answer_help(argv):
+    """Prints :func:`help_text` and exits when ``argv`` asks for ``--help`` / ``--helpshort``."""
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        if arg in _HELP_ARGS:
+            print(help_text(short="helpshort" in arg))
+            sys.exit(0)
+
+
+def parse_flags(argv):
+    """``app.run``'s flags parser: ``--help`` / ``--helpshort`` print :func:`help_text`."""
+    answer_help(argv)
+    return app.parse_flags_with_usage(argv)

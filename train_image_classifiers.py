@@ -7,21 +7,30 @@ flags go to ``--train_dir``; a checkpoint already there is resumed.  See README 
 """
 import os
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from images.utils import xla  # noqa: E402
 xla.allow_cpu_jit()  # before TensorFlow starts, or --xla could not compile on CPUs
 
+from images.utils import onednn  # noqa: E402  (imports no TensorFlow)
+
+ONEDNN = onednn.configure()  # before TensorFlow is imported: it reads the variable once
+
+import flags as flag_defs  # noqa: E402  (defines the flags; imports no TensorFlow)
+
+if __name__ == "__main__":
+    flag_defs.answer_help(sys.argv)  # without waiting for TensorFlow to load
+
 from absl import app  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
-
-import flags as flag_defs  # noqa: E402,F401  (defines the flags)
 from images.datasets import dataset_factory, pipeline  # noqa: E402
 from images.models import model_factory  # noqa: E402
 from images.preprocessing import preprocessing_factory  # noqa: E402
 from images import training  # noqa: E402
 from images.utils import distributed, hooks as hooks_lib, learning_rate as lr_lib  # noqa: E402
 from images.utils import losses, optimizers, precision, warm_start  # noqa: E402
+from images.utils import fastnn_flags, progress, record_count, run_dir  # noqa: E402
 
 FLAGS = flag_defs.FLAGS
 log = training.log
@@ -55,7 +64,7 @@ def check_flags():
     dataset = dataset_factory.get_dataset(FLAGS.dataset_name)
     if FLAGS.preprocessing_name:
         preprocessing_factory.get_preprocessing(FLAGS.preprocessing_name)
-    hooks_lib.parse_hook_names(FLAGS.hooks)
+    hook_names = hooks_lib.parse_hook_names(FLAGS.hooks)
     optimizers.OptimizerConfig(name=FLAGS.optimizer).validate()
     precision.LossScaleConfig.parse(FLAGS.loss_scale)
     warm_start.parse_scope_map(FLAGS.checkpoint_scope_map)
@@ -70,10 +79,82 @@ def check_flags():
                 raise UsageError("--num_classes=%d but dataset %s has %d classes; drop "
                                  "--num_classes" % (FLAGS.num_classes, dataset.name, known))
     if dataset.is_mock and not FLAGS.num_sample_per_epoch and (
-            not FLAGS.stop_at_step or "StopAtStepHook" not in FLAGS.hooks):
+            not FLAGS.stop_at_step or "StopAtStepHook" not in hook_names):
         raise UsageError("mock data never ends: give --stop_at_step > 0 (with StopAtStepHook in "
                          "--hooks) or --num_sample_per_epoch to define its epochs")
+    if FLAGS.eval_files:  # a typo shows now, not when evaluation starts
+        dataset_factory.resolve_files(dataset, FLAGS.dataset_dir, file_names=FLAGS.eval_files)
     return record, dataset
+
+
+def resolve_fastnn_flags(cluster):
+    """Applies FastNN's flags that have another name here and the default ``--train_dir``.
+
+    Logs (on the chief) each FastNN flag that has no effect here, and the oneDNN choice.
+
+    Raises:
+      ValueError: a FastNN value refused under Horovod, or one contradicting our flag.
+    """
+    values = resolved_flags()
+    present = {name for name in values if FLAGS[name].present}
+    updates, notes = fastnn_flags.translate(values, present, num_workers=cluster.size)
+    for name, value in updates.items():
+        setattr(FLAGS, name, value)
+    if not FLAGS.train_dir:
+        FLAGS.train_dir = run_dir.default_train_dir(FLAGS.model_name, FLAGS.task_type)
+    if cluster.is_chief:
+        for note in notes:
+            log.warning("%s", note)
+        log.info("%s", ONEDNN)
+        cpus = os.cpu_count() or 1
+        if FLAGS.num_intra_threads > cpus:
+            log.warning("--num_intra_threads=%d is more than the %d CPU(s) here: threads will "
+                        "wait for each other; 0 lets TensorFlow choose", FLAGS.num_intra_threads,
+                        cpus)
+
+
+def profile_dir():
+    """Where Chrome traces go: ``--train_dir``, or FastNN's ``--output_dir`` when only it is given."""
+    return fastnn_flags.profile_dir(
+        FLAGS.train_dir, FLAGS["train_dir"].present or bool(FLAGS.checkpointDir), FLAGS.output_dir)
+
+
+def resolve_epoch_size(dataset, is_chief):
+    """Examples in one epoch over all workers, or None when unknown (a WARNING says why).
+
+    ``--num_sample_per_epoch`` if given; else the registry's size of the split; else, for files
+    named by ``--train_files`` and splits of unknown size, the records counted in the files
+    (once: the count is cached beside them).
+    """
+    if FLAGS.num_sample_per_epoch or dataset.is_mock:
+        return FLAGS.num_sample_per_epoch
+    if not FLAGS.train_files:
+        size = dataset_factory.split_size(dataset, FLAGS.dataset_split_name, FLAGS.dataset_dir)
+        if size:
+            return size
+    files = dataset_factory.resolve_files(dataset, FLAGS.dataset_dir, FLAGS.dataset_split_name,
+                                          FLAGS.train_files)
+    size, why = record_count.epoch_size(files)
+    if is_chief and size is None:
+        log.warning("epoch size unknown (%s): epoch-based learning-rate decay is off and "
+                    "--num_epochs cannot give the run's length; give --num_sample_per_epoch",
+                    why)
+    elif is_chief:
+        log.info("epoch size %d examples, counted in %d file(s) (cached in %s beside them)",
+                 size, len(files), record_count.CACHE_NAME)
+    return size
+
+
+def resolved_run(record, dataset, num_classes, image_size, labels_offset):
+    """What this run trains, for ``flags.json`` (:mod:`images.utils.run_dir`)."""
+    return {"model_name": record.name, "dataset_name": dataset.name,
+            "dataset_dir": FLAGS.dataset_dir, "num_classes": num_classes,
+            "task_type": FLAGS.task_type, "image_size": image_size,
+            "preprocessing_name": preprocessing_factory.canonical_name(
+                FLAGS.preprocessing_name or record.preprocessing_name),
+            "labels_offset": labels_offset, "use_grayscale": FLAGS.use_grayscale,
+            "channels": dataset.channels, "eval_files": FLAGS.eval_files,
+            "moving_average_decay": FLAGS.moving_average_decay}
 
 
 def resolved_flags():
@@ -88,11 +169,13 @@ def _labels_offset(dataset):
 def main(argv):
     del argv
     try:
+        os.environ.update(fastnn_flags.horovod_env(FLAGS.tensor_fusion_max_bytes))
         cluster = distributed.init_cluster(FLAGS.enable_paisoar)
     except ValueError as e:
         raise app.UsageError(str(e))
     training.setup_logging(cluster.rank)
     try:
+        resolve_fastnn_flags(cluster)
         record, dataset = check_flags()
         log.info("%s", xla.describe(FLAGS.xla))
         return train(cluster, record, dataset)
@@ -107,6 +190,10 @@ def main(argv):
         if lost is not None:
             log.error("%s", lost)
             return 1
+        mismatch = run_dir.restore_error_message(e, FLAGS.train_dir)  # another run's checkpoint
+        if mismatch is not None:
+            log.error("%s", mismatch)
+            return 2
         message = pipeline.data_error_message(e)  # corrupt file, bad image or label
         if message is None:
             raise
@@ -124,18 +211,22 @@ def train(cluster, record, dataset):
         dataset.num_classes - labels_offset)
     image_size = FLAGS.train_image_size or record.default_image_size
     global_batch = FLAGS.batch_size * cluster.size
-    samples_per_epoch = FLAGS.num_sample_per_epoch or (
-        None if dataset.is_mock or FLAGS.train_files
-        else dataset_factory.split_size(dataset, FLAGS.dataset_split_name, FLAGS.dataset_dir))
     is_chief = cluster.is_chief
+    samples_per_epoch = resolve_epoch_size(dataset, is_chief)
+    run = resolved_run(record, dataset, num_classes, image_size, labels_offset)
+    run_dir.check_compatible(FLAGS.train_dir, run,
+                             tf.train.latest_checkpoint(FLAGS.train_dir) is not None)
     if is_chief:
-        training.write_run_flags(FLAGS.train_dir, resolved_flags(), sys.argv)
+        training.write_run_flags(FLAGS.train_dir, resolved_flags(), sys.argv, run)
     log.info("model %s, dataset %s (%d classes), image %dx%d, batch %d x %d worker(s), %s",
              record.name, dataset.name, num_classes, image_size, image_size, FLAGS.batch_size,
              cluster.size, policy.description)
     log.info("precision: %s; loss scale: %s", policy.reason,
              loss_scale.mode if loss_scale.mode != "static" else loss_scale.value)
 
+    clock = progress.StartupClock()
+    if is_chief:
+        log.info("building the training graph (%s); train_dir %s", record.name, FLAGS.train_dir)
     graph = tf.Graph()
     with graph.as_default():
         if FLAGS.random_seed is not None:
@@ -210,8 +301,11 @@ def train(cluster, record, dataset):
                 train_op = ema.apply(tf.model_variables())
             averages = {v: ema.average(v) for v in tf.model_variables()}
 
-        if FLAGS.print_model_statistics and is_chief:
+        if (FLAGS.print_model_statistics or FLAGS.log_trainable_vars_statistics) and is_chief:
             for line in training.model_statistics(tf.trainable_variables()):
+                print(line)
+        if FLAGS.log_optimizer_vars_statistics and is_chief:
+            for line in training.model_statistics(optimizer.variables(), "optimizer values"):
                 print(line)
 
         tf.summary.scalar("loss/total", total_loss)
@@ -230,6 +324,8 @@ def train(cluster, record, dataset):
                 ignore_missing_vars=FLAGS.ignore_missing_vars, averages=averages)
         scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn)
         hook_names = hooks_lib.parse_hook_names(FLAGS.hooks)
+        total_steps = progress.expected_steps(FLAGS.stop_at_step, "StopAtStepHook" in hook_names,
+                                              FLAGS.num_epochs, samples_per_epoch, global_batch)
         hooks = hooks_lib.build_hooks(
             hook_names, log_tensors={"global_step": global_step, "loss": total_loss, "accuracy": accuracy,
                          "learning_rate": learning_rate},
@@ -238,10 +334,15 @@ def train(cluster, record, dataset):
             profile_every_n_iters=FLAGS.profile_every_n_iters,
             profile_this_worker=cluster.rank == FLAGS.profile_at_task, is_chief=is_chief,
             global_batch_size=global_batch, saver=saver,
-            save_checkpoints_steps=FLAGS.save_checkpoints_steps)
+            save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+            total_steps=total_steps, summary_dir=FLAGS.summaryDir or None,
+            profile_dir=profile_dir())
         bcast = distributed.broadcast_hook(cluster)
         if bcast is not None:
             hooks.insert(0, bcast)
+        run_clock = progress.RunClockHook(clock, total_steps, announce=is_chief)
+        hooks.append(run_clock)
+        clock.mark_graph_built()
 
         latest = tf.train.latest_checkpoint(FLAGS.train_dir) if is_chief else None
         if latest:
@@ -252,6 +353,7 @@ def train(cluster, record, dataset):
                 master="", is_chief=True,
                 checkpoint_dir=FLAGS.train_dir if is_chief else None, scaffold=scaffold,
                 hooks=hooks, save_checkpoint_secs=None, save_checkpoint_steps=None,
+                summary_dir=(FLAGS.summaryDir or None) if is_chief else None,
                 save_summaries_steps=(FLAGS.save_summaries_steps or None) if is_chief else None,
                 save_summaries_secs=None, log_step_count_steps=None,
                 config=xla.configure_session(
@@ -262,15 +364,12 @@ def train(cluster, record, dataset):
                     FLAGS.xla)) as sess:
             training.run_training_loop(sess, train_op, global_step)
         if is_chief:
-            log.info("training done at step %d; checkpoints in %s",
-                     _final_step(FLAGS.train_dir), FLAGS.train_dir)
+            log.info("%s", progress.outcome_text(
+                run_clock.start_step, run_clock.last_step, time.time() - run_clock.start_time,
+                FLAGS.train_dir,
+                tf.train.latest_checkpoint(FLAGS.train_dir), "CheckpointSaverHook" in hook_names))
     return 0
 
 
-def _final_step(train_dir):
-    latest = tf.train.latest_checkpoint(train_dir)
-    return int(latest.rsplit("-", 1)[1]) if latest else 0
-
-
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=flag_defs.parse_flags)

@@ -40,8 +40,12 @@ def session_config(threads=0):
                           inter_op_parallelism_threads=threads or 0)
 
 
-def matmul_peak_flops(dtype=tf.float32, n=2048, iters=10, threads=0):
-    """FLOP/s of a large square matmul in this process: the practical peak for utilisation."""
+def matmul_peak_flops(dtype=tf.float32, n=2048, iters=10, threads=0, cpu_out=None):
+    """FLOP/s of a large square matmul in this process: the practical peak for utilisation.
+
+    ``cpu_out``, a list, receives the FLOPs per CPU-second (all threads of the process), which a
+    loaded machine disturbs less than the wall-clock rate.
+    """
     with tf.Graph().as_default():
         a = tf.Variable(tf.random.normal([n, n], dtype=tf.float32))
         b = tf.Variable(tf.random.normal([n, n], dtype=tf.float32))
@@ -50,10 +54,12 @@ def matmul_peak_flops(dtype=tf.float32, n=2048, iters=10, threads=0):
         with tf.Session(config=session_config(threads)) as sess:
             sess.run(tf.global_variables_initializer())
             sess.run(op)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(iters):
                 sess.run(op)
             elapsed = time.perf_counter() - start
+            if cpu_out is not None:
+                cpu_out.append(2.0 * n ** 3 * iters / (time.process_time() - cpu_start))
     return 2.0 * n ** 3 * iters / elapsed
 
 
@@ -65,22 +71,29 @@ def graph_flops(graph, fetch_names=None):
     return float(prof.total_float_ops)
 
 
-def time_steps(sess, op, steps, warmup, feed_dict=None):
-    """Seconds per step of ``op`` over ``steps`` runs after ``warmup`` runs (median of 3 blocks)."""
+def time_steps(sess, op, steps, warmup, feed_dict=None, cpu_out=None):
+    """Seconds per step of ``op`` over ``steps`` runs after ``warmup`` runs (median of 3 blocks).
+
+    ``cpu_out``, a list, receives the CPU-seconds per step (all threads of the process).
+    """
     for _ in range(warmup):
         sess.run(op, feed_dict)
-    blocks = []
+    blocks, cpu_blocks = [], []
     per_block = max(1, steps // 3)
     for _ in range(3):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(per_block):
             sess.run(op, feed_dict)
         blocks.append((time.perf_counter() - start) / per_block)
+        cpu_blocks.append((time.process_time() - cpu_start) / per_block)
+    if cpu_out is not None:
+        cpu_out.append(float(np.median(cpu_blocks)))
     return float(np.median(blocks))
 
 
 def zoo_training_rate(model_name, batch_size, image_size=None, steps=6, warmup=2,
-                      compute_dtype=tf.float32, num_classes=1000, threads=0, measure_flops=True):
+                      compute_dtype=tf.float32, num_classes=1000, threads=0, measure_flops=True,
+                      cpu_out=None):
     """Images/s of one training step of a registry network on a fixed synthetic batch.
 
     The step is the trainer's own: network in ``compute_dtype`` with float32 master weights,
@@ -88,7 +101,8 @@ def zoo_training_rate(model_name, batch_size, image_size=None, steps=6, warmup=2
 
     Returns:
       ``(images_per_sec, training_flops_per_image or None)``; the FLOPs come from TF's profiler
-      on the whole training graph (forward, backward and update).
+      on the whole training graph (forward, backward and update).  ``cpu_out``, a list, receives
+      the CPU-seconds per step.
     """
     from images import training
     from images.models import model_factory
@@ -112,5 +126,5 @@ def zoo_training_rate(model_name, batch_size, image_size=None, steps=6, warmup=2
         flops = graph_flops(graph) / batch_size if measure_flops else None
         with tf.Session(config=session_config(threads)) as sess:
             sess.run(tf.global_variables_initializer())
-            sec = time_steps(sess, train_op, steps, warmup)
+            sec = time_steps(sess, train_op, steps, warmup, cpu_out=cpu_out)
     return batch_size / sec, flops

@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-SUITES = ("keras", "zoo", "precision", "horovod", "xla")
+SUITES = ("keras", "zoo", "precision", "onednn", "horovod", "xla")
 
 
 def main():

@@ -30,7 +30,7 @@ def evaluate(checkpoint_path, model_name, dataset_name, dataset_dir=None,
              split_name="test", batch_size=100, image_size=None, preprocessing_name=None,
              num_classes=None, labels_offset=None, use_grayscale=False, max_num_batches=None,
              eval_dir=None, moving_average_decay=None, num_preprocessing_threads=4,
-             skip_corrupt_records=False, session_config=None):
+             skip_corrupt_records=False, session_config=None, file_names=None):
     """Evaluates a checkpoint on every example of a split.
 
     Args:
@@ -52,6 +52,8 @@ def evaluate(checkpoint_path, model_name, dataset_name, dataset_dir=None,
       skip_corrupt_records: skip (and log) unreadable records and images instead of stopping;
         the accuracy is then over the examples that could be read (``count`` says how many).
       session_config: optional ``tf.ConfigProto``.
+      file_names: comma-separated files (or glob patterns) inside ``dataset_dir`` to evaluate
+        instead of the split's (FastNN's ``--eval_files``).
 
     Returns:
       ``{'top1': float, 'top5': float, 'count': int, 'global_step': int, 'checkpoint': path}``.
@@ -71,7 +73,7 @@ def evaluate(checkpoint_path, model_name, dataset_name, dataset_dir=None,
             preprocessing_name or record.preprocessing_name, is_training=False,
             use_grayscale=use_grayscale)
         ds = training.make_input_dataset(
-            dataset, dataset_dir=dataset_dir, split_name=split_name, file_names=None,
+            dataset, dataset_dir=dataset_dir, split_name=split_name, file_names=file_names,
             preprocessing_fn=preprocessing_fn, image_size=size, batch_size=batch_size,
             is_training=False, num_classes=classes, channels=1 if use_grayscale else 3,
             num_epochs=1, cluster=distributed.Cluster(), seed=0, labels_offset=offset,

@@ -13,31 +13,53 @@ from images.utils import losses, precision
 log = logging.getLogger("fastnn")
 
 
+class _DeprecationFilter(logging.Filter):
+    """Drops TensorFlow's deprecation notices (about TF's own internals, not the user's code)."""
+
+    def filter(self, record):
+        return not (record.filename == "deprecation.py"
+                    or "Instructions for updating" in record.getMessage())
+
+
 def setup_logging(rank=0, verbose=True):
-    """One log format for every entry point; each line carries the worker's rank."""
+    """One log format for every entry point; each line carries the worker's rank.
+
+    Entry points call this (library code never does): our INFO lines show, TensorFlow's logger
+    keeps its warnings but prints each once and drops its deprecation notices, which speak of
+    TensorFlow's and tf-slim's internals and, under horovodrun, made up a third of the log.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(
         "%%(asctime)s [rank %d] %%(levelname)s %%(message)s" % rank, "%H:%M:%S"))
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO if verbose else logging.WARNING)
     log.propagate = False
-    tf.get_logger().setLevel(logging.WARNING)
+    tf_logger = tf.get_logger()
+    tf_logger.setLevel(logging.WARNING)
+    if tf_logger.handlers and logging.getLogger().handlers:
+        # TensorFlow added its own handler before absl put one on the root logger: every
+        # TensorFlow warning came out twice.
+        tf_logger.propagate = False
+    if not any(isinstance(f, _DeprecationFilter) for f in tf_logger.filters):
+        tf_logger.addFilter(_DeprecationFilter())
     # TF 2.15's legacy layers, used by tf-slim, warn on every layer they build.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(tensorflow|tf_keras|keras)")
 
 
-def write_run_flags(train_dir, flag_values, argv=None):
+def write_run_flags(train_dir, flag_values, argv=None, resolved=None):
     """Writes the resolved flags of a run into ``train_dir``.
 
     ``flags.txt`` is a flag file: ``python train_image_classifiers.py --flagfile=flags.txt`` repeats
-    the run.  ``flags.json`` holds the same values for programs.  Both are written under a
-    temporary name and renamed.
+    the run.  ``flags.json`` holds the same values for programs, and under ``resolved`` what they
+    came to (model, dataset, class count, image size, ...: :mod:`images.utils.run_dir`).  Both
+    are written under a temporary name and renamed.
     """
     os.makedirs(train_dir, exist_ok=True)
     lines = ["--%s=%s" % (k, v) for k, v in sorted(flag_values.items()) if v is not None]
+    record = {"flags": flag_values, "argv": argv or [], "resolved": resolved or {}}
     for name, text in (("flags.txt", "\n".join(lines) + "\n"),
-                       ("flags.json", json.dumps({"flags": flag_values, "argv": argv or []},
-                                                 indent=1, sort_keys=True, default=str) + "\n")):
+                       ("flags.json", json.dumps(record, indent=1, sort_keys=True,
+                                                 default=str) + "\n")):
         path = os.path.join(train_dir, name)
         with open(path + ".tmp", "w", encoding="utf-8") as f:
             f.write(text)
@@ -138,14 +160,14 @@ def run_training_loop(sess, train_op, global_step):
     return step
 
 
-def model_statistics(variables):
-    """Lines describing each variable's shape and the total parameter count."""
+def model_statistics(variables, what="parameters"):
+    """Lines describing each variable's shape and the total count of ``what``."""
     lines, total = [], 0
     for v in variables:
         n = v.shape.num_elements() or 0
         total += n
         lines.append("%-70s %-20s %d" % (v.op.name, v.shape.as_list(), n))
-    lines.append("total parameters: %d (%.2f M)" % (total, total / 1e6))
+    lines.append("total %s: %d (%.2f M)" % (what, total, total / 1e6))
     return lines
 
 

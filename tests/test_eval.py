@@ -1,5 +1,6 @@
 """eval_image_classifier.py: the whole split, summaries, and bad data named clearly."""
 import glob
+import json
 import os
 import shutil
 
@@ -53,3 +54,27 @@ def test_custom_dataset_rejects_a_wrong_num_classes(tmp_path):
                        "--num_classes=5", "--train_dir=%s" % (tmp_path / "t")], check=False)
     assert proc.returncode == 2
     assert "--num_classes=5 but dataset custom has 3 classes" in proc.stderr
+
+
+def test_eval_and_export_default_to_the_training_run(digits_dir, tmp_path):
+    # Trained at 32x32 (lenet's default is 28): evaluating at 28 could not even restore the
+    # classifier, so the defaults from the run's flags.json are what makes this work.
+    train_dir = str(tmp_path / "train")
+    proc = run_script(["train_image_classifiers.py", "--enable_paisoar=False",
+                       "--model_name=lenet", "--dataset_name=digits",
+                       "--dataset_dir=%s" % digits_dir, "--train_files=digits_train*.tfrecord",
+                       "--eval_files=digits_test*.tfrecord", "--train_image_size=32",
+                       "--train_dir=%s" % train_dir, "--stop_at_step=2", "--batch_size=8"])
+    # The epoch size of the named files is counted (1,437 training digits), so epoch-based
+    # decay works as it does for the split.
+    assert "epoch size 1437 examples, counted" in proc.stderr
+    assert "learning rate stays" not in proc.stderr
+    proc = run_script(["eval_image_classifier.py", "--checkpoint_path=%s" % train_dir])
+    assert "over 360 examples" in proc.stdout
+    assert "eval_image_size=32" in proc.stderr and "model_name=lenet" in proc.stderr
+    assert "eval_files=digits_test*.tfrecord" in proc.stderr
+    info = str(tmp_path / "export.json")
+    run_script(["export_inference_graph.py", "--checkpoint_path=%s" % train_dir,
+                "--output_dir=%s" % (tmp_path / "export"), "--output_json=%s" % info])
+    exported = json.load(open(info))
+    assert (exported["image_size"], exported["num_classes"]) == (32, 10)

@@ -1,4 +1,5 @@
-"""The trainer end to end, in subprocesses: resume, NaN stop, hooks, summaries, run flags."""
+"""The trainer end to end, in subprocesses: resume, NaN stop, hooks, summaries, run flags, a FastNN
+flag file, default train_dirs and the refusal of another run's."""
 import glob
 import json
 import os
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from conftest import run_script
+from conftest import ROOT, run_script
 
 LENET_MOCK = ["train_image_classifiers.py", "--enable_paisoar=False", "--model_name=lenet",
               "--dataset_name=mock", "--num_classes=10", "--batch_size=4",
@@ -108,3 +109,61 @@ def test_num_epochs_ends_a_mock_run(tmp_path):
     d = str(tmp_path / "epochs")
     train(d, "--stop_at_step=0", "--num_sample_per_epoch=8", "--num_epochs=2")
     assert tf.train.latest_checkpoint(d).endswith("model.ckpt-4")
+
+
+# ----------------------------------------------------------------------------- FastNN users
+FASTNN_FLAG_FILE = os.path.join(ROOT, "tests", "data", "fastnn_default_flags.txt")
+
+
+def test_fastnn_flag_file_runs_and_says_what_it_does(tmp_path):
+    ckpt = str(tmp_path / "ckpt")
+    # Every FastNN flag at FastNN's default (PAI's checkpointDir given, as PAI does); the command
+    # line shrinks the run: the file's inception_resnet_v2 at batch 32 would take hours here.
+    proc = run_script([os.path.join(ROOT, "train_image_classifiers.py"),
+                       "--flagfile=" + FASTNN_FLAG_FILE, "--checkpointDir=" + ckpt,
+                       "--model_name=lenet", "--batch_size=4", "--stop_at_step=3",
+                       "--log_loss_every_n_iters=2"], cwd=str(tmp_path))
+    err = proc.stderr
+    assert tf.train.latest_checkpoint(ckpt).endswith("model.ckpt-3")
+    assert json.load(open(os.path.join(ckpt, "flags.json")))["flags"]["num_intra_threads"] == 96
+    for name in ("task_index", "job_name", "protocol", "colocate_gradients_with_ops",
+                 "tensor_fusion_policy", "communication_policy"):
+        assert "WARNING --%s=" % name in err and "has no effect" in err, name
+    assert "oneDNN" in err
+    assert "training starts at step 0 until step 3 (graph built in" in err
+    steps = [ln.split(" INFO ")[1] for ln in err.splitlines() if " INFO step=" in ln]
+    assert [s.split(",")[0] for s in steps] == ["step=2", "step=3"]
+    assert steps[1].startswith("step=3, 100.0% of 3 steps") and "ETA" in steps[1]
+    assert "training done at step 3 (3 step(s) in" in err and "model.ckpt-3" in err
+    # TensorFlow's deprecation notices are gone, and no line is printed twice.
+    assert "deprecat" not in err.lower() and "Instructions for updating" not in err
+    messages = [ln.split("] ", 1)[-1] for ln in err.splitlines() if ln.strip()]
+    assert len(messages) == len(set(messages)), err
+
+
+def test_pretrain_then_finetune_with_default_train_dirs(tmp_path):
+    env = {"TMPDIR": str(tmp_path)}
+    base = ["train_image_classifiers.py", "--enable_paisoar=False", "--dataset_name=mock",
+            "--num_classes=10", "--model_name=lenet", "--batch_size=4", "--stop_at_step=2"]
+    pretrain_dir = os.path.join(str(tmp_path), "fastnn_train", "lenet")
+    run_script(base + ["--task_type=pretrain"], env=env)
+    assert tf.train.latest_checkpoint(pretrain_dir).endswith("model.ckpt-2")
+    proc = run_script(base + ["--task_type=finetune", "--model_dir=" + pretrain_dir], env=env)
+    assert "warm-starting" in proc.stderr and "resuming" not in proc.stderr
+    assert tf.train.latest_checkpoint(pretrain_dir + "_finetune").endswith("model.ckpt-2")
+
+    # Another model in the pretrain folder: one line naming both, no traceback.
+    other = ["train_image_classifiers.py", "--enable_paisoar=False", "--num_classes=10",
+             "--model_name=cifarnet", "--batch_size=2", "--stop_at_step=1",
+             "--train_dir=" + pretrain_dir]
+    proc = run_script(other, env=env, check=False)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [ln for ln in proc.stderr.splitlines() if " ERROR " in ln]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr
+    assert "model_name=lenet" in errors[0] and "model_name=cifarnet" in errors[0]
+    assert "new --train_dir" in errors[0]
+    # Without the run's record, the checkpoint itself does not fit: still one line.
+    os.remove(os.path.join(pretrain_dir, "flags.json"))
+    proc = run_script(other, env=env, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "does not fit this model" in proc.stderr and "new --train_dir" in proc.stderr

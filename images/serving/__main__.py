@@ -198,6 +198,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError("unknown argument: %s (every option is a --flag=value)" % argv[1])
     _check_flags()
+    from images.utils import onednn
+    onednn_choice = onednn.configure()  # before TensorFlow is imported: it reads it once
     # Imported here so that --help and flag errors answer without loading TensorFlow.
     import tensorflow.compat.v1 as tf
     import uvicorn
@@ -215,6 +217,7 @@ def main(argv):
     log = logging.getLogger("fastnn.serving")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.setLevel(FLAGS.log_level.upper())
+    log.info("%s", onednn_choice)
     tf.get_logger().setLevel(logging.WARNING)  # one line per restored checkpoint is noise here
     try:
         if FLAGS.model_config_file:

@@ -15,10 +15,13 @@ The schedule is ``warmup(decay(step))``:
   (``lr * exp(log(0.01) / warmup_steps) ** (warmup_steps - step)``); linear rises from 0.
 """
 import dataclasses
+import logging
 import math
 from typing import Optional
 
 import tensorflow.compat.v1 as tf
+
+log = logging.getLogger("fastnn")
 
 DECAY_TYPES = ("fixed", "exponential", "polynomial", "cosine")
 DECAY_SCHEMES = ("", "luong234", "luong5", "luong10")
@@ -118,8 +121,9 @@ def build_learning_rate(cfg: LearningRateConfig, global_step):
     lr = base
     start, steps = decay_window(cfg)
     if start is None and cfg.decay_type == "exponential":
-        tf.logging.info("exponential decay needs --decay_scheme or --num_sample_per_epoch; "
-                        "the learning rate stays at %g after warmup", cfg.learning_rate)
+        log.info("exponential decay needs --decay_scheme or the epoch size "
+                 "(--num_sample_per_epoch); the learning rate stays at %g after warmup",
+                 cfg.learning_rate)
     if start is not None:
         t = tf.maximum(step - float(start), 0.0)
         if cfg.decay_type == "exponential":

@@ -28,6 +28,8 @@ from typing import Optional
 
 import tensorflow.compat.v1 as tf
 
+from images.utils.onednn import cpu_flags
+
 log = logging.getLogger("fastnn")
 
 COMPUTE_DTYPES = {"float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
@@ -63,18 +65,6 @@ def compute_dtype_scope(compute_dtype):
 
 
 # --------------------------------------------------------------------------- policy
-def cpu_flags(path="/proc/cpuinfo"):
-    """The feature flags of the first CPU in ``path`` (empty when it cannot be read)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
 def cpu_has_native_bf16(flags=None):
     """True when the CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX)."""
     flags = cpu_flags() if flags is None else flags
