@@ -1,0 +1,176 @@
+"""Two hosts over a limited link: step time and scaling of resnet_v1_50 training (issue 16).
+
+    sudo .venv/bin/python benchmarks/cluster_scaling.py [--quick] [--rounds 2]
+
+Makes the test cluster (scripts/testcluster.sh up 2: hosts h1 and h2 as network namespaces on this
+machine) and tears it down at the end.  Every measurement runs the trainer as a user would:
+``horovodrun -np 2 -H h1:1,h2:1 --network-interface eth0 --gloo python
+train_image_classifiers.py ...`` launched on h1, one worker per host with one intra-op thread
+each (each host has one of the machine's cores), against the same command as a single process
+on h1 with one thread.  Links are limited with ``tc`` tbf (``scripts/testcluster.sh limit
+1gbit``) in both directions; "veth" is no limit at all.
+
+Step time is the median of the per-step ``sec/step`` rank 0 logs after the first steps (the
+start-up and first steps are left out).  Scaling is the job's images/s over the single worker's:
+2.0 is perfect for two hosts.  The set-ups take turns for ``--rounds`` rounds; each cell is the
+median.  Each link rate's row also gives the TCP throughput measured between h1 and h2 at that
+limit, which shows what the limit really lets through.
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+SCRIPT = os.path.join(ROOT, "scripts", "testcluster.sh")
+BIN = os.path.dirname(sys.executable)
+
+from benchmarks.common import print_table  # noqa: E402
+
+# One worker's share of a model's gradients on the wire is about its size (ring allreduce of two).
+TRAINER_ARGS = ["--model_name=resnet_v1_50", "--dataset_name=mock", "--num_classes=10",
+                "--optimizer=momentum", "--learning_rate=0.01", "--use_bf16=False",
+                "--use_fp16=False", "--num_intra_threads=1", "--num_inter_threads=1",
+                "--log_loss_every_n_iters=1", "--save_checkpoints_steps=100000",
+                "--save_summaries_steps=0"]
+
+# (label, link rate or None, hvd_fp16_compression, extra horovodrun arguments)
+SETUPS = [
+    ("veth, no limit", None, False, []),
+    ("veth, no limit, fp16 compression", None, True, []),
+    ("10 Gbit/s", "10gbit", False, []),
+    ("10 Gbit/s, fp16 compression", "10gbit", True, []),
+    ("1 Gbit/s", "1gbit", False, []),
+    ("1 Gbit/s, fp16 compression", "1gbit", True, []),
+    ("1 Gbit/s, --cycle-time-ms 1 (Horovod's default)", "1gbit", False,
+     ["--cycle-time-ms", "1"]),
+    ("1 Gbit/s, --fusion-threshold-mb 0 (no fusion)", "1gbit", False,
+     ["--fusion-threshold-mb", "0"]),
+    ("1 Gbit/s, --fusion-threshold-mb 8", "1gbit", False, ["--fusion-threshold-mb", "8"]),
+]
+
+
+def _env():
+    return dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"], PYTHONPATH=ROOT,
+                TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+
+
+def cluster(*args, check=True):
+    proc = subprocess.run(["bash", SCRIPT] + list(args), cwd=ROOT, env=_env(),
+                          capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise RuntimeError("testcluster.sh %s failed (%d):\n%s\n%s" % (
+            " ".join(args), proc.returncode, proc.stdout[-3000:], proc.stderr[-5000:]))
+    return proc
+
+
+def step_time(output, skip):
+    """Median ``sec/step`` of rank 0's log lines after the first ``skip`` logged steps."""
+    times = [float(s) for s in re.findall(r"\[rank 0\] INFO step=\d+,.*?sec/step=([\d.]+)",
+                                          output)]
+    if len(times) <= skip:
+        raise RuntimeError("too few steps logged:\n" + output[-4000:])
+    return statistics.median(times[skip:])
+
+
+def measure(args, setup, train_dir):
+    common = [os.path.join(ROOT, "train_image_classifiers.py"), "--train_dir=" + train_dir,
+              "--train_image_size=%d" % args.image_size, "--batch_size=%d" % args.batch_size,
+              "--stop_at_step=%d" % args.steps] + TRAINER_ARGS
+    if setup is None:  # one worker alone: no horovodrun
+        cmd = ["python"] + common
+    else:
+        _, _, fp16, extra = setup
+        cmd = (["horovodrun", "-np", "2", "-H", "h1:1,h2:1", "--network-interface", "eth0",
+                "--gloo"] + extra + ["python"] + common
+               + ["--hvd_fp16_compression=%s" % fp16])
+    subprocess.run(["rm", "-rf", train_dir])
+    proc = cluster("exec", "h1", *cmd, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed:\n%s" % (" ".join(cmd), proc.stderr[-5000:]))
+    return step_time(proc.stdout + proc.stderr, args.skip)
+
+
+TCP_PROGRAM = r"""
+import socket, sys, time
+role, size = sys.argv[1], int(sys.argv[2])
+if role == "recv":
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 5999)); s.listen(1); c, _ = s.accept(); got = 0
+    while got < size:
+        data = c.recv(1 << 20)
+        if not data: break
+        got += len(data)
+    c.sendall(b"k")
+else:
+    c = socket.create_connection(("h2", 5999)); chunk = b"x" * (1 << 20); start = time.time()
+    for _ in range(size >> 20): c.sendall(chunk)
+    c.recv(1); print("%.4f" % (size / (time.time() - start) / 1e9))
+"""
+
+
+def tcp_gbytes_per_sec(size=200 << 20):
+    """GB/s of one TCP stream from h1 to h2 under the present limit."""
+    recv = subprocess.Popen(["bash", SCRIPT, "exec", "h2", sys.executable, "-c", TCP_PROGRAM,
+                             "recv", str(size)], cwd=ROOT, env=_env())
+    time.sleep(1.0)
+    try:
+        out = cluster("exec", "h1", sys.executable, "-c", TCP_PROGRAM, "send", str(size))
+        return float(out.stdout.strip())
+    finally:
+        recv.wait(timeout=60)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--image_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=8, help="per worker")
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--skip", type=int, default=3, help="logged steps left out")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="one round, fewer set-ups")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("needs root: the two hosts are network namespaces")
+    setups = SETUPS[:1] + SETUPS[4:6] if args.quick else SETUPS
+    rounds = 1 if args.quick else args.rounds
+    load = os.getloadavg()[0]
+    train_dir = "/tmp/fastnn-cluster-bench"
+    cluster("up", "2")
+    try:
+        link, times, single = {}, {s[0]: [] for s in setups}, []
+        for _ in range(rounds):
+            cluster("limit", "none")
+            single.append(measure(args, None, train_dir))
+            for setup in setups:
+                cluster("limit", setup[1] or "none")
+                if setup[1] not in link:
+                    link[setup[1]] = tcp_gbytes_per_sec()
+                times[setup[0]].append(measure(args, setup, train_dir))
+                print("  %s: %.3f s/step" % (setup[0], times[setup[0]][-1]), flush=True)
+        load_after = os.getloadavg()[0]
+    finally:
+        cluster("down", check=False)
+        subprocess.run(["rm", "-rf", train_dir])
+    one = statistics.median(single)
+    rows = [["1 worker on h1 (1 thread), no horovodrun", "-", "%.3f" % one, "%.1f" % (
+        args.batch_size / one), "1", "-"]]
+    for label, rate, _, _ in setups:
+        sec = statistics.median(times[label])
+        rows.append(["2 hosts x 1 worker: " + label, "%.3g" % link[rate], "%.3f" % sec,
+                     "%.1f" % (2 * args.batch_size / sec), "%.2f" % (2 * one / sec),
+                     "%.3f" % (sec - one)])
+    print_table(
+        "resnet_v1_50 float32 training, %dx%d, batch %d per worker, 2 hosts over one link "
+        "(median of %d round(s); 1-min load average %.1f before, %.1f after)"
+        % (args.image_size, args.image_size, args.batch_size, rounds, load, load_after),
+        ["set-up", "TCP GB/s h1->h2", "sec/step", "images/s", "scaling (2.0 ideal)",
+         "step time over 1 worker (s)"], rows)
+
+
+if __name__ == "__main__":
+    main()
