@@ -10,8 +10,8 @@ each (each host has one of the machine's cores), against the same command as a s
 on h1 with one thread.  Links are limited with ``tc`` tbf (``scripts/testcluster.sh limit
 1gbit``) in both directions; "veth" is no limit at all.
 
-Step time is the median of the per-step ``sec/step`` rank 0 logs after the first steps (the
-start-up and first steps are left out).  Scaling is the job's images/s over the single worker's:
+Step time is the mean of the per-step ``sec/step`` rank 0 logs after the first steps (the
+start-up and first steps are left out; steps 5-12 by default).  Scaling is the job's images/s over the single worker's:
 2.0 is perfect for two hosts.  The set-ups take turns for ``--rounds`` rounds; each cell is the
 median.  Each link rate's row also gives the TCP throughput measured between h1 and h2 at that
 limit, which shows what the limit really lets through.
@@ -19,6 +19,7 @@ limit, which shows what the limit really lets through.
 import argparse
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -51,6 +52,8 @@ SETUPS = [
     ("1 Gbit/s, --fusion-threshold-mb 0 (no fusion)", "1gbit", False,
      ["--fusion-threshold-mb", "0"]),
     ("1 Gbit/s, --fusion-threshold-mb 8", "1gbit", False, ["--fusion-threshold-mb", "8"]),
+    # Not a Horovod setting but the trainer's: one allreduce per 4 backward passes.
+    ("1 Gbit/s, --backward_passes_per_step=4", "1gbit", False, ["--backward_passes_per_step=4"]),
 ]
 
 
@@ -69,12 +72,16 @@ def cluster(*args, check=True):
 
 
 def step_time(output, skip):
-    """Median ``sec/step`` of rank 0's log lines after the first ``skip`` logged steps."""
+    """Mean ``sec/step`` of rank 0's log lines after the first ``skip`` logged steps.
+
+    The mean, not the median: with --backward_passes_per_step=k only every k-th step carries
+    the allreduce (keep the window a multiple of k: steps 5-12 by default).
+    """
     times = [float(s) for s in re.findall(r"\[rank 0\] INFO step=\d+,.*?sec/step=([\d.]+)",
                                           output)]
     if len(times) <= skip:
         raise RuntimeError("too few steps logged:\n" + output[-4000:])
-    return statistics.median(times[skip:])
+    return statistics.mean(times[skip:])
 
 
 def measure(args, setup, train_dir):
@@ -85,8 +92,10 @@ def measure(args, setup, train_dir):
         cmd = ["python"] + common
     else:
         _, _, fp16, extra = setup
+        launcher = [a for a in extra if not a.startswith("--backward")]
+        trainer = [a for a in extra if a.startswith("--backward")]
         cmd = (["horovodrun", "-np", "2", "-H", "h1:1,h2:1", "--network-interface", "eth0",
-                "--gloo"] + extra + ["python"] + common
+                "--gloo"] + launcher + ["python"] + common + trainer
                + ["--hvd_fp16_compression=%s" % fp16])
     subprocess.run(["rm", "-rf", train_dir])
     proc = cluster("exec", "h1", *cmd, check=False)
@@ -133,13 +142,23 @@ def main():
     parser.add_argument("--skip", type=int, default=3, help="logged steps left out")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="one round, fewer set-ups")
+    parser.add_argument("--only", default="", help="comma-separated substrings: only the "
+                        "set-ups whose label contains one (the single worker always runs)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root: the two hosts are network namespaces")
     setups = SETUPS[:1] + SETUPS[4:6] if args.quick else SETUPS
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        setups = [s for s in setups if any(w in s[0] for w in wanted)]
+        if not setups:
+            raise SystemExit("--only %r matches no set-up; labels: %s"
+                             % (args.only, "; ".join(s[0] for s in SETUPS)))
     rounds = 1 if args.quick else args.rounds
     load = os.getloadavg()[0]
     train_dir = "/tmp/fastnn-cluster-bench"
+    # A plain SIGTERM would skip the `finally` below and leave the cluster up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cluster("up", "2")
     try:
         link, times, single = {}, {s[0]: [] for s in setups}, []

@@ -122,3 +122,13 @@ def test_one_host_message_does_not_probe():
         raise AssertionError("probed a one-host job")
     message = distributed.lost_worker_message(cluster, _shutdown_error(), probe=probe)
     assert message.startswith("worker 0 of 2: a collective with the other workers failed, so")
+
+
+def test_two_lost_hosts_are_both_named():
+    cluster = distributed.Cluster(rank=0, size=3, hvd=object(),
+                                  hosts=(("a", "10.0.0.1"), ("b", "10.0.0.2"), ("c", "10.0.0.3")))
+    message = distributed.lost_worker_message(
+        cluster, _shutdown_error(), probe=lambda groups, own: (list(groups[1:]), []))
+    assert ("lost hosts b (rank 1, 10.0.0.2), c (rank 2, 10.0.0.3), which no longer answer on "
+            "the network (no reply within 3 s: they died, or their links are down)") in message
+    assert "restart the job once b and c are back, or with -H without them" in message

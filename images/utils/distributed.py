@@ -229,14 +229,17 @@ def lost_worker_message(cluster, error, probe=hosts_lib.silent_hosts):
     own_name, own_address = cluster.hosts[cluster.rank]
     silent, _ = probe(groups, own_address)
     if silent:
-        names = ", ".join(h.name for h in silent)
+        one = len(silent) == 1
         return ("worker %d of %d on %s: a collective with the other workers failed: lost host%s "
-                "%s, which no longer answer%s on the network (no reply within %g s: it died, or "
-                "its link is down). Stopping this worker too; restart the job once %s is back, "
-                "or with -H without it, to resume from rank 0's last checkpoint. %s"
-                % (cluster.rank, cluster.size, own_name, "s" if len(silent) > 1 else "",
-                   ", ".join(h.describe() for h in silent), "" if len(silent) > 1 else "s",
-                   hosts_lib.PROBE_TIMEOUT, names, detail))
+                "%s, which no longer answer%s on the network (no reply within %g s: %s). Stopping "
+                "this worker too; restart the job once %s back, or with -H without %s, to resume "
+                "from rank 0's last checkpoint. %s"
+                % (cluster.rank, cluster.size, own_name, "" if one else "s",
+                   ", ".join(h.describe() for h in silent), "s" if one else "",
+                   hosts_lib.PROBE_TIMEOUT,
+                   "it died, or its link is down" if one else "they died, or their links are down",
+                   " and ".join(h.name for h in silent) + (" is" if one else " are"),
+                   "it" if one else "them", detail))
     return ("worker %d of %d on %s: a collective with the other workers failed, %s; every host "
             "still answers on the network, so look for the worker process that died or hung "
             "(horovodrun names its rank; hosts: %s). Stopping this worker too; %s. %s"

@@ -8,14 +8,15 @@ keys and local disk), as ``horovodrun -np 4 -H h1:2,h2:2 --network-interface eth
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+if os.path.dirname(HERE) not in sys.path:
+    sys.path.insert(0, os.path.dirname(HERE))
+
+from background import BackgroundRun  # noqa: E402  (tests/background.py)
 SCRIPT = os.path.join(ROOT, "scripts", "testcluster.sh")
 PYTHON = sys.executable
 BIN = os.path.dirname(PYTHON)
@@ -94,9 +95,9 @@ class HostCluster:
                         env=env, check=check)
 
     def launch(self, hosts, args, launch_from="h1", env=None):
-        """horovodrun in the background (:class:`Launch`)."""
-        return Launch(["bash", SCRIPT, "exec", launch_from] + self.horovodrun_args(hosts, args),
-                      job_env(env))
+        """horovodrun in the background (a :class:`background.BackgroundRun`)."""
+        return BackgroundRun(["bash", SCRIPT, "exec", launch_from]
+                             + self.horovodrun_args(hosts, args), job_env(env), ROOT)
 
     def sshd_pid(self, host):
         with open(os.path.join(STATE, "%s.sshd.pid" % host)) as f:
@@ -105,39 +106,6 @@ class HostCluster:
     def on_host(self, host, path):
         """Where ``path`` as ``host`` sees it (its own local disk included) is seen from here."""
         return "/proc/%d/root%s" % (self.sshd_pid(host), os.path.abspath(path))
-
-
-class Launch:
-    """A background job, its output (stdout and stderr merged) collected line by line."""
-
-    def __init__(self, cmd, env):
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        self.lines = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self):
-        return "".join(self.lines)
-
-    def wait_for(self, pattern, timeout):
-        deadline = time.time() + timeout
-        while time.time() < deadline and self.proc.poll() is None:
-            if re.search(pattern, self.output):
-                return True
-            time.sleep(0.2)
-        return bool(re.search(pattern, self.output))
-
-    def close(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self._reader.join(timeout=10)
 
 
 def rank_steps(output, rank):
