@@ -1,20 +1,27 @@
 """Two hosts over a limited link: step time and scaling of resnet_v1_50 training (issue 16).
 
-    sudo .venv/bin/python benchmarks/cluster_scaling.py [--quick] [--rounds 2]
+    sudo .venv/bin/python benchmarks/cluster_scaling.py [--mode train|allreduce|both]
+        [--rounds 2] [--quick] [--only LABEL,...]
 
 Makes the test cluster (scripts/testcluster.sh up 2: hosts h1 and h2 as network namespaces on this
-machine) and tears it down at the end.  Every measurement runs the trainer as a user would:
-``horovodrun -np 2 -H h1:1,h2:1 --network-interface eth0 --gloo python
-train_image_classifiers.py ...`` launched on h1, one worker per host with one intra-op thread
-each (each host has one of the machine's cores), against the same command as a single process
-on h1 with one thread.  Links are limited with ``tc`` tbf (``scripts/testcluster.sh limit
-1gbit``) in both directions; "veth" is no limit at all.
+machine) and tears it down at the end.  Links are limited with ``tc`` tbf (``scripts/testcluster.sh
+limit 1gbit``) in both directions; "veth" is no limit at all.  Each link rate's row also gives the
+TCP throughput of one stream from h1 to h2 at that limit, which shows what the limit lets through.
 
-Step time is the mean of the per-step ``sec/step`` rank 0 logs after the first steps (the
-start-up and first steps are left out; steps 5-12 by default).  Scaling is the job's images/s over the single worker's:
-2.0 is perfect for two hosts.  The set-ups take turns for ``--rounds`` rounds; each cell is the
-median.  Each link rate's row also gives the TCP throughput measured between h1 and h2 at that
-limit, which shows what the limit really lets through.
+``--mode train``: the trainer as a user runs it, ``horovodrun -np 2 -H h1:1,h2:1
+--network-interface eth0 --gloo python train_image_classifiers.py ...`` launched on h1, one worker
+per host with one intra-op thread each (each host has one of the machine's cores), against the
+same command as a single process on h1 with one thread.  Step time is the mean of the per-step
+``sec/step`` rank 0 logs (steps 5-12 by default: the start-up and first steps are left out).
+Scaling is the job's images/s over the single worker's: 2.0 is perfect for two hosts.
+
+``--mode allreduce``: the communication alone, which a loaded machine disturbs much less: both
+workers allreduce tensors of the shapes of resnet_v1_50's 161 trainable variables (what the
+trainer's distributed optimizer sends every step: 94 MB in float32) through ``hvd.allreduce``, with
+the set-up's compression and Horovod settings, nothing else running in the step; seconds per
+round (median of ``--allreduce_rounds``) and the rate it makes of the model's float32 bytes.
+
+The set-ups take turns for ``--rounds`` rounds; each cell is the median over rounds.
 """
 import argparse
 import os
@@ -104,6 +111,57 @@ def measure(args, setup, train_dir):
     return step_time(proc.stdout + proc.stderr, args.skip)
 
 
+def allreduce_worker(compression, rounds):
+    """Under horovodrun: times the allreduce of resnet_v1_50's gradient shapes; rank 0 prints
+    ``{"sec": ..., "bytes": ...}``."""
+    import json
+    import numpy as np
+    import tensorflow.compat.v1 as tf
+    import images  # noqa: F401  (compat shim)
+    from images.models import model_factory
+    from images.utils import distributed
+    cluster = distributed.init_cluster(True)
+    hvd = cluster.hvd
+    with tf.Graph().as_default():
+        net = model_factory.get_network_fn("resnet_v1_50", 10, weight_decay=1e-4,
+                                           is_training=True)
+        net(tf.placeholder(tf.float32, [1, 64, 64, 3]))
+        shapes = [v.shape.as_list() for v in tf.trainable_variables()]
+    comp = {"none": hvd.Compression.none, "fp16": hvd.Compression.fp16}[compression]
+    with tf.Graph().as_default():
+        grads = [tf.Variable(tf.random.normal(shape, seed=cluster.rank)) for shape in shapes]
+        # Fetch something computed from every result: a tf.group of the allreduce ops alone
+        # was pruned after the first run here (0.2 ms "per allreduce" of 94 MB).
+        step = tf.add_n([tf.reduce_sum(hvd.allreduce(g, compression=comp)) for g in grads])
+        config = tf.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=2)
+        with tf.Session(config=config) as sess:
+            sess.run(tf.global_variables_initializer())
+            for _ in range(2):
+                sess.run(step)
+            times = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                sess.run(step)
+                times.append(time.perf_counter() - start)
+    if cluster.rank == 0:
+        print(json.dumps({"sec": statistics.median(times), "tensors": len(shapes),
+                          "bytes": 4 * int(sum(np.prod(s) for s in shapes))}), flush=True)
+
+
+def measure_allreduce(args, setup):
+    _, _, fp16, extra = setup
+    cmd = (["horovodrun", "-np", "2", "-H", "h1:1,h2:1", "--network-interface", "eth0", "--gloo"]
+           + extra + ["python", os.path.abspath(__file__), "--allreduce_worker",
+                      "--compression", "fp16" if fp16 else "none",
+                      "--allreduce_rounds", str(args.allreduce_rounds)])
+    proc = cluster("exec", "h1", *cmd, check=False)
+    found = re.search(r"\{\"sec\".*\}", proc.stdout)
+    if proc.returncode != 0 or not found:
+        raise RuntimeError("%s failed:\n%s" % (" ".join(cmd), proc.stderr[-5000:]))
+    import json
+    return json.loads(found.group(0))
+
+
 TCP_PROGRAM = r"""
 import socket, sys, time
 role, size = sys.argv[1], int(sys.argv[2])
@@ -136,15 +194,21 @@ def tcp_gbytes_per_sec(size=200 << 20):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("train", "allreduce", "both"), default="both")
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=8, help="per worker")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--skip", type=int, default=3, help="logged steps left out")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--allreduce_rounds", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="one round, fewer set-ups")
     parser.add_argument("--only", default="", help="comma-separated substrings: only the "
                         "set-ups whose label contains one (the single worker always runs)")
+    parser.add_argument("--allreduce_worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--compression", default="none", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.allreduce_worker:
+        return allreduce_worker(args.compression, args.allreduce_rounds)
     if os.geteuid() != 0:
         raise SystemExit("needs root: the two hosts are network namespaces")
     setups = SETUPS[:1] + SETUPS[4:6] if args.quick else SETUPS
@@ -154,6 +218,8 @@ def main():
         if not setups:
             raise SystemExit("--only %r matches no set-up; labels: %s"
                              % (args.only, "; ".join(s[0] for s in SETUPS)))
+    train = args.mode in ("train", "both")
+    allreduce = args.mode in ("allreduce", "both")
     rounds = 1 if args.quick else args.rounds
     load = os.getloadavg()[0]
     train_dir = "/tmp/fastnn-cluster-bench"
@@ -161,34 +227,58 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cluster("up", "2")
     try:
-        link, times, single = {}, {s[0]: [] for s in setups}, []
+        link, single = {}, []
+        times = {s[0]: [] for s in setups}
+        comm = {s[0]: [] for s in setups}
         for _ in range(rounds):
-            cluster("limit", "none")
-            single.append(measure(args, None, train_dir))
+            if train:
+                cluster("limit", "none")
+                single.append(measure(args, None, train_dir))
             for setup in setups:
                 cluster("limit", setup[1] or "none")
                 if setup[1] not in link:
                     link[setup[1]] = tcp_gbytes_per_sec()
-                times[setup[0]].append(measure(args, setup, train_dir))
-                print("  %s: %.3f s/step" % (setup[0], times[setup[0]][-1]), flush=True)
+                if allreduce and not any(a.startswith("--backward") for a in setup[3]):
+                    comm[setup[0]].append(measure_allreduce(args, setup))
+                    print("  %s: allreduce %.3f s" % (setup[0], comm[setup[0]][-1]["sec"]),
+                          flush=True)
+                if train:
+                    times[setup[0]].append(measure(args, setup, train_dir))
+                    print("  %s: %.3f s/step" % (setup[0], times[setup[0]][-1]), flush=True)
         load_after = os.getloadavg()[0]
     finally:
         cluster("down", check=False)
         subprocess.run(["rm", "-rf", train_dir])
-    one = statistics.median(single)
-    rows = [["1 worker on h1 (1 thread), no horovodrun", "-", "%.3f" % one, "%.1f" % (
-        args.batch_size / one), "1", "-"]]
-    for label, rate, _, _ in setups:
-        sec = statistics.median(times[label])
-        rows.append(["2 hosts x 1 worker: " + label, "%.3g" % link[rate], "%.3f" % sec,
-                     "%.1f" % (2 * args.batch_size / sec), "%.2f" % (2 * one / sec),
-                     "%.3f" % (sec - one)])
-    print_table(
-        "resnet_v1_50 float32 training, %dx%d, batch %d per worker, 2 hosts over one link "
-        "(median of %d round(s); 1-min load average %.1f before, %.1f after)"
-        % (args.image_size, args.image_size, args.batch_size, rounds, load, load_after),
-        ["set-up", "TCP GB/s h1->h2", "sec/step", "images/s", "scaling (2.0 ideal)",
-         "step time over 1 worker (s)"], rows)
+    if allreduce:
+        first = next(c[0] for c in comm.values() if c)
+        rows = []
+        for label, rate, _, _ in setups:
+            if not comm[label]:
+                continue
+            sec = statistics.median(c["sec"] for c in comm[label])
+            rows.append([label, "%.3g" % link[rate], "%.3f" % sec,
+                         "%.3g" % (first["bytes"] / sec / 1e9)])
+        print_table(
+            "allreduce of resnet_v1_50's %d gradient tensors (%.0f MB in float32), 2 hosts x 1 "
+            "worker (median of %d round(s) of %d; 1-min load average %.1f before, %.1f after)"
+            % (first["tensors"], first["bytes"] / 1e6, rounds, args.allreduce_rounds, load,
+               load_after),
+            ["set-up", "TCP GB/s h1->h2", "sec per allreduce", "float32 GB/s"], rows)
+    if train:
+        one = statistics.median(single)
+        rows = [["1 worker on h1 (1 thread), no horovodrun", "-", "%.3f" % one, "%.1f" % (
+            args.batch_size / one), "1", "-"]]
+        for label, rate, _, _ in setups:
+            sec = statistics.median(times[label])
+            rows.append(["2 hosts x 1 worker: " + label, "%.3g" % link[rate], "%.3f" % sec,
+                         "%.1f" % (2 * args.batch_size / sec), "%.2f" % (2 * one / sec),
+                         "%.3f" % (sec - one)])
+        print_table(
+            "resnet_v1_50 float32 training, %dx%d, batch %d per worker, 2 hosts over one link "
+            "(median of %d round(s); 1-min load average %.1f before, %.1f after)"
+            % (args.image_size, args.image_size, args.batch_size, rounds, load, load_after),
+            ["set-up", "TCP GB/s h1->h2", "sec/step", "images/s", "scaling (2.0 ideal)",
+             "step time over 1 worker (s)"], rows)
 
 
 if __name__ == "__main__":

@@ -62,32 +62,40 @@ sshd_pid() {
 }
 
 # ---------------------------------------------------------------------------------- install
-install_sshd() {
-  [ -x /usr/sbin/sshd ] && return 0
-  command -v apt-get >/dev/null || die "no /usr/sbin/sshd and no apt-get: install openssh-server by hand"
-  say "installing openssh-server (apt-get)"
-  # The package must not start a system-wide sshd in this namespace: policy-rc.d (exit 101)
-  # forbids service starts during the install; one we add is removed again.
-  local added_policy=0
+# What the cluster needs, by the Debian package that provides it.
+PACKAGES="ip:iproute2 tc:iproute2 ssh:openssh-client ssh-keygen:openssh-client
+          /usr/sbin/sshd:openssh-server nsenter:util-linux unshare:util-linux mount:mount"
+
+install_missing() {
+  local entry tool pkg missing=()
+  for entry in $PACKAGES; do
+    tool=${entry%%:*}; pkg=${entry#*:}
+    command -v "$tool" >/dev/null || [[ " ${missing[*]:-} " == *" $pkg "* ]] || missing+=("$pkg")
+  done
+  [ ${#missing[@]} = 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get: install them by hand"
+  say "installing ${missing[*]} (apt-get)"
+  # The packages must not start a system-wide sshd here: policy-rc.d (exit 101) forbids service
+  # starts during the install; one we add is removed again.
+  local added_policy=0 log ok=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
     added_policy=1
   fi
-  local ok=0
+  log=$(mktemp)
   export DEBIAN_FRONTEND=noninteractive
-  if apt-get install -y -q --no-install-recommends openssh-server >/dev/null 2>&1; then
+  # Package lists may be stale on a fresh machine: update once if the first try fails.
+  if apt-get install -y -q --no-install-recommends "${missing[@]}" >"$log" 2>&1 \
+     || { apt-get update -q >>"$log" 2>&1 \
+          && apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$log" 2>&1; }; then
     ok=1
-  else
-    apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends openssh-server >/dev/null && ok=1
   fi
   [ $added_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
-  [ $ok = 1 ] && [ -x /usr/sbin/sshd ] || die "apt-get could not install openssh-server"
-}
-
-need_tools() {
-  local t missing=()
-  for t in ip tc nsenter ssh ssh-keygen mount; do command -v "$t" >/dev/null || missing+=("$t"); done
-  [ ${#missing[@]} = 0 ] || die "missing tools: ${missing[*]} (iproute2, util-linux, openssh-client)"
+  if [ $ok != 1 ]; then tail -20 "$log" >&2; rm -f "$log"; die "apt-get could not install ${missing[*]}"; fi
+  rm -f "$log"
+  for entry in $PACKAGES; do
+    command -v "${entry%%:*}" >/dev/null || die "still no ${entry%%:*} after installing ${entry#*:}"
+  done
 }
 
 # ---------------------------------------------------------------------------------- down
@@ -162,8 +170,7 @@ cmd_up() {
   local n=${1:-}
   [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le $MAX_HOSTS ] \
     || die "usage: $0 up N   (1 <= N <= $MAX_HOSTS hosts)"
-  need_tools
-  install_sshd
+  install_missing
   cmd_down                                      # a cluster left over is replaced
   # From here on a failure (or Ctrl-C) removes whatever was made.
   UP_DONE=0
