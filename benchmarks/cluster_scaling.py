@@ -65,8 +65,12 @@ SETUPS = [
 
 
 def _env():
-    return dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"], PYTHONPATH=ROOT,
-                TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"], PYTHONPATH=ROOT,
+               TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    # The same bound covers the start-up rendezvous: on a loaded machine one worker reached
+    # hvd.init() more than 30 s (the default) after the other.
+    env.setdefault("HOROVOD_GLOO_TIMEOUT_SECONDS", "180")
+    return env
 
 
 def cluster(*args, check=True):

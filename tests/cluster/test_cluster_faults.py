@@ -4,7 +4,7 @@ and the surviving workers name the host.
 ``scripts/testcluster.sh kill h2`` powers h2 off (its link goes down, then every process on it is
 killed, so no FIN or RST reaches the others); ``cut h2`` only sets its link down, its workers
 keep running.  Either way the workers on h1 hear nothing more: Gloo's timeout
-(HOROVOD_GLOO_TIMEOUT_SECONDS, 10 here) ends their collective, they probe h2, name it and exit 1,
+(HOROVOD_GLOO_TIMEOUT_SECONDS, 15 here) ends their collective, they probe h2, name it and exit 1,
 and horovodrun stops the rest.  Each test makes the cluster afresh afterwards.
 """
 import re
@@ -14,7 +14,8 @@ import pytest
 
 from cluster_helpers import TRAINER
 
-GLOO_TIMEOUT = 10
+# Also the start-up rendezvous bound: the workers of both hosts must reach hvd.init() within it.
+GLOO_TIMEOUT = 15
 BOUND = GLOO_TIMEOUT + 45   # the probe (3 s), horovodrun's SIGTERM/SIGKILL (5 s), a loaded machine
 LENET = ["--model_name=lenet", "--dataset_name=digits", "--batch_size=4",
          "--optimizer=momentum", "--learning_rate=0.01", "--log_loss_every_n_iters=5",
