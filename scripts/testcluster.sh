@@ -18,14 +18,14 @@
 # sits on a bridge (fnn-br) in the root namespace, which has the first address of the subnet so
 # that this namespace can reach every host too.  Each host runs its own sshd (openssh-server,
 # installed from the OS packages when missing) with its own host name (a UTS namespace), its own
-# generated host key and key-based root
-# login, listening on its own address only.  `ip netns exec` binds /etc/netns/fnn-hK/{hosts,ssh}
-# over /etc/hosts and /etc/ssh for everything started in the host, so every host has its own
-# /etc/hosts (naming all hosts) and its own /etc/ssh (host key, client key, known hosts) while
-# this machine's files stay untouched.  The file system is shared (it plays NFS): the project is at
-# the same path on every host.  Only $FASTNN_CLUSTER_STATE/local differs: each host mounts its own
-# tmpfs there (its private local disk, seen by its sshd and everything started through it), so
-# "a file only on h1" can be made real.
+# generated host key and key-based root login, listening on its own address only.
+# `ip netns exec` binds /etc/netns/fnn-hK/{hosts,ssh} over /etc/hosts and /etc/ssh for
+# everything started in the host, so every host has its own /etc/hosts (naming all hosts) and
+# its own /etc/ssh (host key, client key, known hosts) while this machine's files stay
+# untouched.  The file system is shared (it plays NFS): the project is at the same path on every
+# host.  Only $FASTNN_CLUSTER_STATE/local differs: each host mounts its own tmpfs there (its
+# private local disk, seen by its sshd and everything started through it), so "a file only on
+# h1" can be made real.
 #
 # Needs root (network namespaces).  Everything is named with the prefix fnn- and the private
 # subnet 10.77.16.0/24 (FASTNN_CLUSTER_SUBNET=10.x.y to change it).
@@ -236,11 +236,6 @@ cmd_up() {
     cmd_exec h1 ssh "h$k" true || die "ssh from h1 to h$k failed (see $STATE/h$k.sshd.log)"
   done
   UP_DONE=1
-  {
-    echo "FASTNN_CLUSTER_HOSTS=\"$(seq -s' ' -f 'h%g' 1 "$n")\""
-    echo "FASTNN_CLUSTER_LOCAL=$LOCAL"
-    echo "FASTNN_CLUSTER_INTERFACE=eth0"
-  } > "$STATE/cluster.env"
   say "up: $n host(s) $(seq -s' ' -f 'h%g' 1 "$n") on $SUBNET.0/24 (bridge $BRIDGE, $SUBNET.1 here); interface eth0; local disk $LOCAL"
 }
 
@@ -317,5 +312,5 @@ case ${1:-} in
   cut) need_root; cmd_cut "${2:?host}" ;;
   mend) need_root; cmd_mend "${2:?host}" ;;
   limit) need_root; cmd_limit "${2:-}" ;;
-  *) sed -n '2,14s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,15s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 esac
