@@ -14,7 +14,7 @@ HVD_STAMP  := $(VENV)/.fastnn-horovod-$(TF_EXTRA)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test bench clean-venv check-gpu-build
+.PHONY: install demo test test-cluster bench clean-venv check-gpu-build
 
 ifeq ($(GPU),1)
 # TensorFlow's CUDA 12 wheels and Horovod built with NCCL: scripts/build_horovod_gpu.sh.
@@ -61,6 +61,15 @@ demo: install
 TEST_ARGS ?=
 test: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q -n 2 --dist loadfile $(TEST_ARGS)
+
+# The multi-host tests (tests/cluster/, not collected by `make test`): hosts h1, h2 as network
+# namespaces on this machine with their own sshd (scripts/testcluster.sh, which installs
+# openssh-server when missing), then horovodrun across them.  Needs root; skipped, with the
+# reason, without it.  The cluster is torn down here too, should pytest die before its fixture does.
+test-cluster: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q -n 0 tests/cluster $(TEST_ARGS); \
+	  status=$$?; [ "$$(id -u)" != 0 ] || bash scripts/testcluster.sh down >/dev/null 2>&1; \
+	  exit $$status
 
 bench: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/train_throughput.py

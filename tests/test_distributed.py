@@ -8,12 +8,12 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 
 import numpy as np
 import pytest
 
+from background import BackgroundRun
 from conftest import BIN, PYTHON, ROOT, horovodrun
 
 SCRIPT = os.path.join(ROOT, "tests", "hvd_scripts", "data_parallel.py")
@@ -210,41 +210,14 @@ def _worker_pid(launcher_pid, rank):
     return None
 
 
-class _Launch:
+class _Launch(BackgroundRun):
     """horovodrun of the trainer in the background, its output collected line by line."""
 
     def __init__(self, args, env=None):
         full_env = dict(os.environ, PYTHONPATH=ROOT, PATH=BIN + os.pathsep + os.environ["PATH"],
                         **(env or {}))
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, "horovodrun"), "-np", "2", "-H", "localhost:2", "--gloo",
-             PYTHON, TRAINER] + args, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        self.lines = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self):
-        return "".join(self.lines)
-
-    def wait_for(self, pattern, timeout):
-        deadline = time.time() + timeout
-        while time.time() < deadline and self.proc.poll() is None:
-            if re.search(pattern, self.output):
-                return True
-            time.sleep(0.2)
-        return False
-
-    def close(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self._reader.join(timeout=10)
+        super().__init__([os.path.join(BIN, "horovodrun"), "-np", "2", "-H", "localhost:2",
+                          "--gloo", PYTHON, TRAINER] + args, full_env, ROOT)
 
 
 def _failing_run(tmp_path, sig, env=None, bound=90):

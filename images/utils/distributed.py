@@ -9,13 +9,16 @@ every few milliseconds, whatever the Python side is doing, and Gloo gives up on 
 answered for ``HOROVOD_GLOO_TIMEOUT_SECONDS`` (30 by default).  So a worker that dies or hangs makes
 the others' next collective fail within that time; the trainer turns the failure into a clear
 message (:func:`lost_worker_message`) and a non-zero exit, and ``horovodrun`` then stops the
-remaining workers and exits non-zero itself.
+remaining workers and exits non-zero itself.  On several hosts the message names the host that
+was lost (:mod:`images.utils.hosts`).
 """
 import dataclasses
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import tensorflow.compat.v1 as tf
+
+from images.utils import hosts as hosts_lib
 
 _LAUNCHER_RANK_ENV = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 _LAUNCHER_SIZE_ENV = ("HOROVOD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
@@ -38,6 +41,8 @@ class Cluster:
     local_rank: int = 0
     local_size: int = 1
     hvd: Optional[Any] = None
+    # (host name, address) of every rank, by rank; empty when unknown (one worker, no horovodrun).
+    hosts: Tuple[Tuple[str, str], ...] = ()
 
     @property
     def is_chief(self):
@@ -97,8 +102,10 @@ def init_cluster(enable_distributed, environ=None):
         raise ValueError("horovodrun started %d workers but Horovod does not import (%s); "
                          "install it with `make install` (README)" % (size, e)) from None
     hvd.init()
+    # Learnt now, while every host is there: after a failure it tells which host was lost.
+    hosts = hosts_lib.gather(hvd.rank(), hvd.size()) if hvd.cross_size() > 1 else ()
     return Cluster(rank=hvd.rank(), size=hvd.size(), local_rank=hvd.local_rank(),
-                   local_size=hvd.local_size(), hvd=hvd)
+                   local_size=hvd.local_size(), hvd=hvd, hosts=hosts)
 
 
 def distributed_optimizer(cluster, optimizer, compression="none", op="average",
@@ -190,12 +197,17 @@ class BroadcastVariablesHook(tf.train.SessionRunHook):
         session.run(self._op)
 
 
-def lost_worker_message(cluster, error):
+def lost_worker_message(cluster, error, probe=hosts_lib.silent_hosts):
     """A clear message when ``error`` means another worker is gone; None for other errors.
+
+    On several hosts every other host is probed (a few seconds at most): a host that no longer
+    answers is named as the lost one; if all answer, the message lists which ranks run where, so
+    the rank horovodrun reports can be placed.
 
     Args:
       cluster: this process's :class:`Cluster`.
       error: an exception raised by a session run.
+      probe: ``(hosts, own_address) -> (silent, answering)`` (tests replace it).
     """
     if not cluster.distributed or not isinstance(error, tf.errors.OpError):
         return None
@@ -204,9 +216,32 @@ def lost_worker_message(cluster, error):
         return None
     first = next(line.strip() for line in text.splitlines()
                  if any(marker in line for marker in _LOST_PEER_MARKERS))
-    return ("worker %d of %d: a collective with the other workers failed, so another worker "
-            "died, was killed, hung for more than HOROVOD_GLOO_TIMEOUT_SECONDS=%s s, or ran out "
-            "of data earlier than this one (see its log). Stopping this worker too; restart the "
-            "job to resume from rank 0's last checkpoint. (%s: %s)"
-            % (cluster.rank, cluster.size, os.environ.get("HOROVOD_GLOO_TIMEOUT_SECONDS", "30"),
-               type(error).__name__, first[:300]))
+    detail = "(%s: %s)" % (type(error).__name__, first[:300])
+    timeout = os.environ.get("HOROVOD_GLOO_TIMEOUT_SECONDS", "30")
+    generic = ("so another worker died, was killed, hung for more than "
+               "HOROVOD_GLOO_TIMEOUT_SECONDS=%s s, or ran out of data earlier than this one (see "
+               "its log)" % timeout)
+    restart = "restart the job to resume from rank 0's last checkpoint"
+    groups = hosts_lib.by_host(cluster.hosts)
+    if len(groups) < 2:
+        return ("worker %d of %d: a collective with the other workers failed, %s. Stopping this "
+                "worker too; %s. %s" % (cluster.rank, cluster.size, generic, restart, detail))
+    own_name, own_address = cluster.hosts[cluster.rank]
+    silent, _ = probe(groups, own_address)
+    if silent:
+        one = len(silent) == 1
+        return ("worker %d of %d on %s: a collective with the other workers failed: lost host%s "
+                "%s, which no longer answer%s on the network (no reply within %g s: %s). Stopping "
+                "this worker too; restart the job once %s back, or with -H without %s, to resume "
+                "from rank 0's last checkpoint. %s"
+                % (cluster.rank, cluster.size, own_name, "" if one else "s",
+                   ", ".join(h.describe() for h in silent), "s" if one else "",
+                   hosts_lib.PROBE_TIMEOUT,
+                   "it died, or its link is down" if one else "they died, or their links are down",
+                   " and ".join(h.name for h in silent) + (" is" if one else " are"),
+                   "it" if one else "them", detail))
+    return ("worker %d of %d on %s: a collective with the other workers failed, %s; every host "
+            "still answers on the network, so look for the worker process that died or hung "
+            "(horovodrun names its rank; hosts: %s). Stopping this worker too; %s. %s"
+            % (cluster.rank, cluster.size, own_name, generic,
+               ", ".join(h.describe() for h in groups), restart, detail))
