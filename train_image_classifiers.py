@@ -20,6 +20,7 @@ from images.preprocessing import preprocessing_factory  # noqa: E402
 from images import training  # noqa: E402
 from images.utils import distributed, hooks as hooks_lib, learning_rate as lr_lib  # noqa: E402
 from images.utils import losses, optimizers, precision, warm_start  # noqa: E402
+from images.utils import checkpoint_io, preflight, resume_state  # noqa: E402
 
 FLAGS = flag_defs.FLAGS
 log = training.log
@@ -96,7 +97,7 @@ def main(argv):
     except (UsageError, ValueError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2
-    except training.NonFiniteLossError as e:
+    except (training.NonFiniteLossError, checkpoint_io.CheckpointWriteError) as e:
         log.error("%s", e)
         return 1
     except tf.errors.OpError as e:
@@ -125,7 +126,21 @@ def train(cluster, record, dataset):
         None if dataset.is_mock or FLAGS.train_files
         else dataset_factory.split_size(dataset, FLAGS.dataset_split_name, FLAGS.dataset_dir))
     is_chief = cluster.is_chief
+    files = None if dataset.is_mock else dataset_factory.resolve_files(
+        dataset, FLAGS.dataset_dir, FLAGS.dataset_split_name, FLAGS.train_files)
+    plan = resume_state.plan_run(
+        cluster, FLAGS.train_dir, batch_size=FLAGS.batch_size, num_epochs=FLAGS.num_epochs,
+        stop_at_step=FLAGS.stop_at_step if "StopAtStepHook" in FLAGS.hooks else None,
+        files=files, mock_steps=resume_state.mock_batches(FLAGS.num_epochs, samples_per_epoch,
+                                                          FLAGS.batch_size, cluster.size))
+    if plan.complete:  # a finished job restarted: leave every file as it is
+        if is_chief:
+            log.info("%s", resume_state.completion_message(plan, FLAGS.train_dir))
+        return 0
+    if FLAGS.preflight_check and files:
+        preflight.check_for_worker(files, dataset, num_classes, labels_offset, cluster)
     if is_chief:
+        checkpoint_io.remove_stale_temp_files(FLAGS.train_dir)
         training.write_run_flags(FLAGS.train_dir, resolved_flags(), sys.argv)
     log.info("model %s, dataset %s (%d classes), image %dx%d, batch %d x %d worker(s), %s",
              record.name, dataset.name, num_classes, image_size, image_size, FLAGS.batch_size,
@@ -148,7 +163,8 @@ def train(cluster, record, dataset):
             image_size=image_size, batch_size=FLAGS.batch_size, is_training=True,
             num_classes=num_classes, channels=channels, num_epochs=FLAGS.num_epochs,
             cluster=cluster, seed=FLAGS.random_seed, labels_offset=labels_offset,
-            samples_per_epoch=samples_per_epoch,
+            samples_per_epoch=samples_per_epoch, start_step=plan.start_step,
+            epoch_size=plan.epoch_size,
             input_options=dict(
                 shuffle_buffer_size=FLAGS.shuffle_buffer_size,
                 num_parallel_batches=FLAGS.num_parallel_batches,
@@ -161,7 +177,9 @@ def train(cluster, record, dataset):
         network_fn = model_factory.get_network_fn(
             record.name, num_classes=num_classes, weight_decay=FLAGS.weight_decay,
             is_training=True)
-        logits, _, aux_logits = training.build_network(network_fn, images, policy.build_dtype)
+        logits, _, aux_logits = training.build_network(
+            network_fn, images, policy.build_dtype,
+            random_key=training.step_random_key(FLAGS.random_seed, cluster.rank, global_step))
         total_loss, cross_entropy = losses.classification_loss(
             logits, labels, num_classes, label_smoothing=FLAGS.label_smoothing,
             aux_logits=aux_logits if record.has_aux_logits else None)
@@ -196,7 +214,8 @@ def train(cluster, record, dataset):
         train_op = training.build_train_op(
             optimizer, total_loss, global_step,
             var_list=warm_start.variables_to_train(tf.trainable_variables(),
-                                                   FLAGS.trainable_scopes))
+                                                   FLAGS.trainable_scopes),
+            check_gradients=loss_scale.mode != "dynamic")
         averages = None
         if FLAGS.moving_average_decay:
             # Updated after each step's weights change; the shadows are global variables, so
@@ -216,7 +235,7 @@ def train(cluster, record, dataset):
         tf.summary.scalar("train/accuracy", accuracy)
         tf.summary.scalar("train/learning_rate", learning_rate)
 
-        saver = tf.train.Saver(max_to_keep=FLAGS.keep_checkpoint_max)
+        saver = checkpoint_io.GuardedSaver(max_to_keep=FLAGS.keep_checkpoint_max)
         init_fn = None
         if FLAGS.task_type == "finetune" and is_chief:  # the broadcast gives the others
             init_fn = warm_start.warm_start_init_fn(
@@ -236,6 +255,8 @@ def train(cluster, record, dataset):
             profile_this_worker=cluster.rank == FLAGS.profile_at_task, is_chief=is_chief,
             global_batch_size=global_batch, saver=saver,
             save_checkpoints_steps=FLAGS.save_checkpoints_steps)
+        if resume_state.data_end_hook(plan) is not None:
+            hooks.append(resume_state.data_end_hook(plan))
         bcast = distributed.broadcast_hook(cluster)
         if bcast is not None:
             hooks.insert(0, bcast)
@@ -255,7 +276,8 @@ def train(cluster, record, dataset):
                     cluster, training.session_config(FLAGS.num_intra_threads,
                                                      FLAGS.num_inter_threads,
                                                      FLAGS.log_device_placement)))) as sess:
-            training.run_training_loop(sess, train_op, global_step)
+            training.run_training_loop(sess, train_op, global_step,
+                                       train_dir=FLAGS.train_dir if is_chief else None)
         if is_chief:
             log.info("training done at step %d; checkpoints in %s",
                      _final_step(FLAGS.train_dir), FLAGS.train_dir)
