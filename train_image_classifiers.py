@@ -100,11 +100,18 @@ def main(argv):
     except (training.NonFiniteLossError, checkpoint_io.CheckpointWriteError) as e:
         log.error("%s", e)
         return 1
-    except tf.errors.OpError as e:
-        lost = distributed.lost_worker_message(cluster, e)  # another worker died or hung
+    except (tf.errors.OpError, OSError) as e:
+        lost = distributed.lost_worker_message(cluster, e) if isinstance(
+            e, tf.errors.OpError) else None  # another worker died or hung
         if lost is not None:
             log.error("%s", lost)
             return 1
+        written = checkpoint_io.write_error_message(e, FLAGS.train_dir)  # full disk ...
+        if written is not None:
+            log.error("%s", written)
+            return 1
+        if isinstance(e, OSError):
+            raise
         message = pipeline.data_error_message(e)  # corrupt file, bad image or label
         if message is None:
             raise

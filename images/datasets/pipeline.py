@@ -56,10 +56,24 @@ BadInputDataError = positions.BadInputDataError
 
 
 def data_error_message(error):
-    """The readable message inside a TensorFlow error raised by this pipeline, else None."""
+    """The readable message inside a TensorFlow error raised by this pipeline, else None.
+
+    Besides the pipeline's own messages, a file that cannot be opened any more (removed,
+    permissions changed while the run goes on) is named with its cause.
+    """
     text = getattr(error, "message", None) or str(error)
     match = re.search(re.escape(_ERR_OPEN) + r"(.*?)" + re.escape(_ERR_CLOSE), text, re.S)
-    return match.group(1) if match else None
+    if match:
+        return match.group(1)
+    if isinstance(error, (tf.errors.PermissionDeniedError, tf.errors.NotFoundError,
+                          tf.errors.UnavailableError, tf.errors.DataLossError)):
+        # TensorFlow's file systems report "<path>; <cause>" on a line of their own.
+        opened = re.search(r"^\s*(\S+); ([^\n]+)$", text, re.M)
+        if opened:
+            return ("cannot open or read input file %s: %s. Give the trainer read access to "
+                    "it again (the run resumes from its last checkpoint when restarted)"
+                    % (opened.group(1), opened.group(2).strip()))
+    return None
 
 
 def shard_files(files, num_workers, worker_index):

@@ -23,8 +23,11 @@ class BadInputDataError(ValueError):
 
 def _unreadable(path, error):
     reason = getattr(error, "strerror", None) or getattr(error, "message", None) or str(error)
+    reason = reason.split("\n")[0]
+    if reason.startswith(path + ";"):  # TensorFlow's "<path>; <cause>"
+        reason = reason[len(path) + 1:].strip()
     return BadInputDataError("cannot read input file %s: %s. Give the trainer read access to it, "
-                             "or leave it out of the input files" % (path, reason.split("\n")[0]))
+                             "or leave it out of the input files" % (path, reason))
 
 
 def check_files(files):

@@ -286,6 +286,14 @@ class Entry:
           when ``with_test``).
         """
         t = self.trainer()
+        done = t.finished_step()
+        if done is not None:  # a finished job restarted: leave every file as it is
+            if self.cluster.rank == 0:
+                log.info("run complete: %s holds a checkpoint at step %d, at or past the run's "
+                         "last step %d; nothing to train, no file changed. Raise "
+                         "set_train_steps or set_train_epochs to train further",
+                         self.config.model_save_dir, done, t.total_steps)
+            return {"step": done, "test": {}}
         with t:
             step = t.fit()
         return {"step": int(step), "test": t.results}

@@ -52,7 +52,7 @@ def temp_files(directory, prefix=""):
     return sorted(found)
 
 
-def remove_stale_temp_files(directory):
+def remove_stale_temp_files(directory, left_by="an interrupted save"):
     """Removes what interrupted saves left in ``directory``; returns ``(count, bytes)``.
 
     Call it before the run's first save, on the worker that saves: a temporary file then
@@ -74,8 +74,8 @@ def remove_stale_temp_files(directory):
         count += 1
         total += size
     if count:
-        log.info("removed %d stale temporary checkpoint file(s) (%.1f MB) left by an interrupted "
-                 "save in %s", count, total / 1e6, directory)
+        log.info("removed %d stale temporary checkpoint file(s) (%.1f MB) left by %s in %s",
+                 count, total / 1e6, left_by, directory)
     return count, total
 
 
@@ -93,6 +93,40 @@ def describe_write_error(error):
             return os.strerror(code)
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     return "%s: %s" % (type(error).__name__, first[:300])
+
+
+_WRITE_ERRORS = (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError,
+                 tf.errors.FailedPreconditionError, tf.errors.UnavailableError,
+                 tf.errors.InternalError, tf.errors.UnknownError, tf.errors.DataLossError)
+
+
+def write_error_message(error, train_dir):
+    """One line for a failed write of a file in ``train_dir`` (graph, summaries, flags), else
+    None; the temporary files the failed write left are removed."""
+    if not train_dir:
+        return None
+    text = getattr(error, "message", None) or str(error)
+    filename = getattr(error, "filename", None)
+    root = os.path.abspath(train_dir)
+    if isinstance(error, OSError) and filename:
+        path = os.path.abspath(str(filename))
+    elif isinstance(error, _WRITE_ERRORS):
+        match = re.search(r"(%s\S*?);" % re.escape(root), text) or re.search(
+            r"(%s\S*)" % re.escape(root), text)
+        if not match:
+            return None
+        path = match.group(1)
+    else:
+        return None
+    if not path.startswith(root):
+        return None
+    remove_stale_temp_files(train_dir, "the failed write")
+    path = _ATOMIC_SUFFIX.sub("", path)
+    latest = tf.train.latest_checkpoint(train_dir)
+    return ("cannot write %s: %s. %s" % (
+        path, describe_write_error(error),
+        "The last checkpoint, %s, is intact." % latest if latest else
+        "No checkpoint was written yet."))
 
 
 class GuardedSaver(tf.train.Saver):

@@ -83,8 +83,12 @@ def explain(error, step, train_dir=None):
     marker = next((m for m in MARKERS if m in text), None)
     if marker is None:
         return None
-    names = text.split(marker, 1)[1].split("\n")[0].strip(" ]}[{'\"")
-    names = " ".join(n.strip("'\"") for n in names.split())
+    listed = text.split(marker, 1)[1].split("\n")[0].strip(" ]}[{'\"")
+    more = "..." in listed
+    names = ", ".join(n.strip("'\".") for n in listed.replace("...", " ").split()
+                      if n.strip("'\"."))
+    if more:
+        names += " and others"
     if marker == GRADIENT_MARKER:
         what = ("a gradient is NaN or infinite at step %d (%s); the update was not applied"
                 % (step, names))
