@@ -221,8 +221,7 @@ def train(cluster, record, dataset):
         train_op = training.build_train_op(
             optimizer, total_loss, global_step,
             var_list=warm_start.variables_to_train(tf.trainable_variables(),
-                                                   FLAGS.trainable_scopes),
-            check_gradients=loss_scale.mode != "dynamic")
+                                                   FLAGS.trainable_scopes))
         averages = None
         if FLAGS.moving_average_decay:
             # Updated after each step's weights change; the shadows are global variables, so

@@ -122,12 +122,23 @@ class NonFiniteLossError(RuntimeError):
     the result."""
 
 
-def build_train_op(optimizer, loss, global_step, var_list=None, check_gradients=True):
+def _skips_non_finite_steps(optimizer):
+    """Whether a dynamic loss scaler inside ``optimizer`` (possibly wrapped by Horovod's
+    distributed optimizer) owns non-finite gradients: it skips those steps."""
+    for _ in range(4):
+        config = getattr(optimizer, "loss_scale_config", None)
+        if config is not None:
+            return config.mode == "dynamic"
+        optimizer = getattr(optimizer, "_optimizer", None)
+    return False
+
+
+def build_train_op(optimizer, loss, global_step, var_list=None, check_gradients=None):
     """``optimizer.minimize`` that also runs the batch-norm moving-average updates.
 
-    Every update depends on a check of ``loss`` and (``check_gradients``; leave it to a
-    dynamic loss scaler, which skips such steps) of the gradients: a NaN or infinite one fails
-    the step before any variable changes.  After the update every float variable is checked
+    Every update depends on a check of ``loss`` and of the gradients (``check_gradients``;
+    by default unless a dynamic loss scaler owns non-finite gradients and skips such steps): a
+    NaN or infinite one fails the step before any variable changes.  After the update every float variable is checked
     (:mod:`images.utils.finite_guard`), so an update that overflows fails its step too, before
     a checkpoint can hold it.
     """
@@ -138,6 +149,8 @@ def build_train_op(optimizer, loss, global_step, var_list=None, check_gradients=
     if missing:
         log.warning("no gradient reaches %d variable(s), e.g. %s", len(missing), missing[:3])
     checks = [loss_check]
+    if check_gradients is None:
+        check_gradients = not _skips_non_finite_steps(optimizer)
     if check_gradients:
         with tf.control_dependencies([loss_check]):  # a bad loss is reported as such
             checks.append(finite_guard.gradients_check(grads_and_vars))

@@ -4,12 +4,18 @@ Sharding across Horovod workers: by file when there are at least as many files a
 takes files i, i+n, ... of the sorted list, as FastNN did), else by record (worker i keeps records
 i, i+n, ... of every file).  Either way each record goes to exactly one worker.
 
-Bad input never passes silently.  Every file is read to its end and the bytes read are compared
+Training streams are built epoch by epoch, each epoch's file order and shuffle seeded by the run's
+seed and the epoch, so a resumed run can start at any epoch and skip to its offset
+(:mod:`images.datasets.positions`); augmentation is keyed by the record's position in the stream
+(:mod:`images.utils.keyed_random`).
+
+Bad input never passes silently.  A file that is missing, unreadable or empty stops the run before
+the pipeline starts; one that cannot be opened any more later is named with the cause.  Every file is read to its end and the bytes read are compared
 with the file's size, so a bad CRC, a truncated record or header, or a read error is caught and
 named with its file.  Each record is parsed and decoded inside a guard, so an undecodable image is
 named with its file and record number too.  Without ``skip_corrupt_records`` both stop the run
-with that message; with it the unreadable part is skipped and each skip is logged on stderr with a
-running count.  A label outside ``[0, num_classes)`` always stops the run, naming the file.  The
+with that message; with it the unreadable part is skipped and each skip is logged on stderr, once,
+with a running count.  A label outside ``[0, num_classes)`` always stops the run, naming the file.  The
 messages travel inside TensorFlow's error: :func:`data_error_message` extracts them.
 """
 import re
