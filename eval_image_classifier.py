@@ -111,7 +111,9 @@ def _report(result):
 
 def _continuous(eval_dir):
     """--eval_interval_secs: every new checkpoint of the folder, once; the list of results."""
-    if os.path.isfile(FLAGS.checkpoint_path) or tf.train.checkpoint_exists(FLAGS.checkpoint_path):
+    if not os.path.isdir(FLAGS.checkpoint_path) and (
+            os.path.isfile(FLAGS.checkpoint_path) or
+            os.path.exists(FLAGS.checkpoint_path + ".index")):
         raise ValueError("--eval_interval_secs watches a training folder: --checkpoint_path %s "
                          "is a file; give its folder" % FLAGS.checkpoint_path)
     evaluator = evaluation.Evaluator(**_evaluator_args())
