@@ -3,9 +3,11 @@
 
     python benchmarks/resume_cost.py [--quick]
 
-Tables:
+Variants are measured in alternating rounds (the median of each is shown), so that a burst of
+load on the shared machine hits every variant alike.  Tables:
 
-1. Training-pipeline images/s (decode + augment + batch, the trainer's default tuning) in three
+1. Training-pipeline images/s (decode + augment + batch, the trainer's default tuning without the
+   prefetch buffer) in three
    modes: exact (``--random_seed``: per-epoch seeded order, augmentation keyed by seed and
    position), seeded with TensorFlow's stateful random ops (the order repeats, the draws do not
    survive a restart), and unseeded (nondeterministic order, stateful draws).
@@ -28,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.common import print_table, session_config  # noqa: E402
 from benchmarks.input_pipeline import DEFAULTS, write_records  # noqa: E402
 
+import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 from images import training  # noqa: E402
@@ -41,36 +44,82 @@ MODES = (("exact (--random_seed)", dict(seed=1, keyed_random=True)),
          ("no seed", dict(seed=None)))
 
 
-def _dataset(files, prep, size, batch, mode, start_batch=0):
+def _dataset(files, prep, size, batch, mode, start_batch=0, prefetch=True):
+    """The trainer's training pipeline over ``files`` in ``mode`` (seed, keyed_random).
+
+    Without ``prefetch`` no batches are buffered ahead (neither the trainer's prefetch nor the
+    one tf.data would inject): a pipeline idle while another variant is measured then has
+    nothing stored to inflate its next round.
+    """
     record = dataset_factory.get_dataset("cifar10")  # 3-channel parse of image/encoded
-    return pipeline.build_dataset(
+    options = dict(DEFAULTS, prefetch_buffer_size=DEFAULTS["prefetch_buffer_size"] if prefetch
+                   else 0)
+    ds = pipeline.build_dataset(
         files, record.parse_fn(), preprocessing_factory.get_preprocessing(prep, is_training=True),
-        size, batch, True, 10, start_batch=start_batch, **mode, **DEFAULTS)
+        size, batch, True, 10, start_batch=start_batch, **mode, **options)
+    if not prefetch:
+        no_buffer = tf.data.Options()
+        no_buffer.experimental_optimization.inject_prefetch = False
+        ds = ds.with_options(no_buffer)
+    return ds
 
 
-def _rate(op, batch, steps, warmup, init=None):
-    with tf.Session(config=session_config()) as sess:
+class _Runner:
+    """One graph and session; ``run(n)`` times n steps of ``op``."""
+
+    def __init__(self, build, batch, warmup):
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.op, init = build()
+        self.sess = tf.Session(graph=self.graph, config=session_config())
         if init is not None:
-            sess.run(init)
+            self.sess.run(init)
+        self.batch = batch
         for _ in range(warmup):
-            sess.run(op)
+            self.sess.run(self.op)
+
+    def run(self, steps, drain):
+        # Batches buffered ahead while another variant ran (tf.data injects an autotuned
+        # prefetch) are taken untimed first.
+        for _ in range(drain):
+            self.sess.run(self.op)
         start = time.perf_counter()
         for _ in range(steps):
-            sess.run(op)
-        return steps * batch / (time.perf_counter() - start)
+            self.sess.run(self.op)
+        return steps * self.batch / (time.perf_counter() - start)
+
+    def close(self):
+        self.sess.close()
 
 
-def pipeline_rate(files, prep, size, batch, mode, steps, warmup):
-    """Images/s the training pipeline delivers in ``mode``."""
-    with tf.Graph().as_default():
-        images, _ = tf.data.make_one_shot_iterator(_dataset(files, prep, size, batch,
-                                                            mode)).get_next()
-        return _rate(tf.reduce_sum(images[:, 0, 0, 0]), batch, steps, warmup)
+def interleaved_rates(builds, batch, rounds, steps, warmup, drain=0):
+    """Images/s of each graph, measured in alternating rounds (the median of each), so a burst
+    of load on the shared machine hits every variant alike; ``drain`` untimed steps start each
+    round."""
+    runners = [_Runner(b, batch, warmup) for b in builds]
+    try:
+        rates = [[] for _ in runners]
+        for _ in range(rounds):
+            for runner, out in zip(runners, rates):
+                out.append(runner.run(steps, drain))
+        return [float(np.median(r)) for r in rates]
+    finally:
+        for runner in runners:
+            runner.close()
 
 
-def train_rate(files, batch, steps, warmup, seed, guard=True):
-    """Images/s of cifarnet training (32x32, dropout) fed by the pipeline."""
-    with tf.Graph().as_default():
+def pipeline_build(files, prep, size, batch, mode):
+    """A graph fetching one scalar per batch of the training pipeline in ``mode``."""
+    def build():
+        images, _ = tf.data.make_one_shot_iterator(_dataset(
+            files, prep, size, batch, mode, prefetch=False)).get_next()
+        return tf.reduce_sum(images[:, 0, 0, 0]), None
+    return build
+
+
+def train_build(files, batch, seed, guard=True):
+    """A cifarnet training graph (32x32, dropout) fed by the pipeline."""
+    def build():
         if seed is not None:
             tf.set_random_seed(seed)
         mode = dict(seed=seed, keyed_random=seed is not None)
@@ -88,7 +137,8 @@ def train_rate(files, batch, steps, warmup, seed, guard=True):
         else:
             with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
                 train_op = opt.minimize(loss, global_step=global_step)
-        return _rate(train_op, batch, steps, warmup, init=tf.global_variables_initializer())
+        return train_op, tf.global_variables_initializer()
+    return build
 
 
 def count_rate(files):
@@ -119,20 +169,21 @@ def main():
         cifar, _ = write_records(folder, "cifar", n_cifar, 32, "png")
         jpeg, _ = write_records(folder, "jpeg", 128 if q else 512, 224, "jpeg")
         rows = []
+        rounds = 3 if q else 7
         for label, files, prep, size, batch, steps in (
-                ("CIFAR-10 records, 32x32 PNG", cifar, "cifarnet", 32, 128, 8 if q else 40),
-                ("224x224 JPEG records", jpeg, "inception", 224, 16, 8 if q else 30)):
-            rates = [pipeline_rate(files, prep, size, batch, mode, steps, 3)
-                     for _, mode in MODES]
+                ("CIFAR-10 records, 32x32 PNG", cifar, "cifarnet", 32, 128, 3 if q else 12),
+                ("224x224 JPEG records", jpeg, "inception", 224, 16, 3 if q else 24)):
+            rates = interleaved_rates([pipeline_build(files, prep, size, batch, mode)
+                                       for _, mode in MODES], batch, rounds, steps, 3, drain=8)
             for (name, _), rate in zip(MODES, rates):
                 rows.append([label, prep, name, "%.0f" % rate, "%.2fx" % (rate / rates[-1])])
         print_table("Exact resume: training-pipeline images/s (%d CPU cores)" % os.cpu_count(),
                     ["input", "preprocessing", "mode", "images/s", "vs no seed"], rows)
 
-        steps, warmup = (10, 3) if q else (60, 10)
-        exact = train_rate(cifar, 64, steps, warmup, seed=1)
-        loose = train_rate(cifar, 64, steps, warmup, seed=None)
-        unguarded = train_rate(cifar, 64, steps, warmup, seed=None, guard=False)
+        exact, loose, unguarded = interleaved_rates(
+            [train_build(cifar, 64, seed=1), train_build(cifar, 64, seed=None),
+             train_build(cifar, 64, seed=None, guard=False)], 64, rounds,
+            3 if q else 10, 5, drain=2)
         print_table("Exact resume and the finite-update guard: cifarnet training images/s "
                     "(batch 64, 32x32)",
                     ["graph", "images/s", "vs no seed, guarded"],
