@@ -2,6 +2,7 @@
 overflowing updates, unreadable and empty input, repeated skips, bad records found before
 training, full disks, evaluation beside a rotating trainer, damaged large-scale shards, and a
 finished large-scale run restarted."""
+import errno
 import glob
 import os
 import re
@@ -232,6 +233,23 @@ def test_stale_temporary_files_are_found_and_removed(tmp_path):
             f.write(b"x" * 100)
     assert checkpoint_io.remove_stale_temp_files(d) == (3, 300)
     assert sorted(os.listdir(d)) == ["model.ckpt-0.index", "notes_temp.txt"]
+
+
+def test_other_write_failures_in_train_dir_are_one_line(tmp_path):
+    d = str(tmp_path)
+    partial = os.path.join(d, "flags.txt.tmp")
+    open(partial, "w").close()
+    error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), partial)
+    assert checkpoint_io.write_error_message(error, d) == (
+        "cannot write %s/flags.txt: No space left on device. No checkpoint was written yet." % d)
+    assert not os.path.exists(partial)
+    error = tf.errors.ResourceExhaustedError(None, None, "%s/graph.pbtxt.tmp%s; No space left on "
+                                             "device" % (d, "0f" * 16))
+    assert checkpoint_io.write_error_message(error, d).startswith(
+        "cannot write %s/graph.pbtxt: No space left on device." % d)
+    # Errors about other paths are not write failures of the run.
+    assert checkpoint_io.write_error_message(
+        tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor"), d) is None
 
 
 # ----------------------------------------------------------------------------- evaluation

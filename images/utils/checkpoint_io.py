@@ -121,6 +121,9 @@ def write_error_message(error, train_dir):
     if not path.startswith(root):
         return None
     remove_stale_temp_files(train_dir, "the failed write")
+    if path.endswith(".tmp"):  # the trainer's own write-then-rename (flags.txt.tmp)
+        _remove_quietly(path)
+        path = path[:-len(".tmp")]
     path = _ATOMIC_SUFFIX.sub("", path)
     latest = tf.train.latest_checkpoint(train_dir)
     return ("cannot write %s: %s. %s" % (
