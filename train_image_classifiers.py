@@ -137,7 +137,8 @@ def train(cluster, record, dataset):
         dataset, FLAGS.dataset_dir, FLAGS.dataset_split_name, FLAGS.train_files)
     plan = resume_state.plan_run(
         cluster, FLAGS.train_dir, batch_size=FLAGS.batch_size, num_epochs=FLAGS.num_epochs,
-        stop_at_step=FLAGS.stop_at_step if "StopAtStepHook" in FLAGS.hooks else None,
+        stop_at_step=(FLAGS.stop_at_step if "StopAtStepHook" in hooks_lib.parse_hook_names(
+            FLAGS.hooks) else None),
         files=files, mock_steps=resume_state.mock_batches(FLAGS.num_epochs, samples_per_epoch,
                                                           FLAGS.batch_size, cluster.size))
     if plan.complete:  # a finished job restarted: leave every file as it is
@@ -261,8 +262,7 @@ def train(cluster, record, dataset):
             profile_this_worker=cluster.rank == FLAGS.profile_at_task, is_chief=is_chief,
             global_batch_size=global_batch, saver=saver,
             save_checkpoints_steps=FLAGS.save_checkpoints_steps)
-        if resume_state.data_end_hook(plan) is not None:
-            hooks.append(resume_state.data_end_hook(plan))
+        hooks.extend(resume_state.data_end_hooks(plan))
         bcast = distributed.broadcast_hook(cluster)
         if bcast is not None:
             hooks.insert(0, bcast)

@@ -93,16 +93,11 @@ def build_network(network_fn, images, compute_dtype=tf.float32, random_key=None)
     """
     with precision.compute_dtype_scope(compute_dtype), (
             keyed_random.keyed_random_ops(random_key) if random_key is not None
-            else _no_scope()):
+            else contextlib.nullcontext()):
         logits, end_points = network_fn(tf.cast(images, compute_dtype))
     aux = end_points.get("AuxLogits")
     return (tf.cast(logits, tf.float32), end_points,
             None if aux is None else tf.cast(aux, tf.float32))
-
-
-@contextlib.contextmanager
-def _no_scope():
-    yield
 
 
 def step_random_key(seed, rank, global_step):
@@ -122,25 +117,14 @@ class NonFiniteLossError(RuntimeError):
     the result."""
 
 
-def _skips_non_finite_steps(optimizer):
-    """Whether a dynamic loss scaler inside ``optimizer`` (possibly wrapped by Horovod's
-    distributed optimizer) owns non-finite gradients: it skips those steps."""
-    for _ in range(4):
-        config = getattr(optimizer, "loss_scale_config", None)
-        if config is not None:
-            return config.mode == "dynamic"
-        optimizer = getattr(optimizer, "_optimizer", None)
-    return False
-
-
 def build_train_op(optimizer, loss, global_step, var_list=None, check_gradients=None):
     """``optimizer.minimize`` that also runs the batch-norm moving-average updates.
 
     Every update depends on a check of ``loss`` and of the gradients (``check_gradients``;
     by default unless a dynamic loss scaler owns non-finite gradients and skips such steps): a
-    NaN or infinite one fails the step before any variable changes.  After the update every float variable is checked
-    (:mod:`images.utils.finite_guard`), so an update that overflows fails its step too, before
-    a checkpoint can hold it.
+    NaN or infinite one fails the step before any variable changes.  After the update every
+    float variable is checked (:mod:`images.utils.finite_guard`), so an update that overflows
+    fails its step too, before a checkpoint can hold it.
     """
     update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
     loss_check = tf.debugging.check_numerics(loss, NON_FINITE_MARKER)
@@ -150,7 +134,7 @@ def build_train_op(optimizer, loss, global_step, var_list=None, check_gradients=
         log.warning("no gradient reaches %d variable(s), e.g. %s", len(missing), missing[:3])
     checks = [loss_check]
     if check_gradients is None:
-        check_gradients = not _skips_non_finite_steps(optimizer)
+        check_gradients = not finite_guard.scaler_skips_non_finite(optimizer)
     if check_gradients:
         with tf.control_dependencies([loss_check]):  # a bad loss is reported as such
             checks.append(finite_guard.gradients_check(grads_and_vars))

@@ -110,6 +110,35 @@ def pipeline_parse(serialized):
     return dataset_factory.get_dataset("digits").parse_fn()(serialized)
 
 
+def test_keyed_random_ops_follow_the_key_and_leave_initialisers_alone():
+    from images.utils import keyed_random
+
+    def draw(step, seed=1):
+        with tf.Graph().as_default():
+            tf.set_random_seed(7)
+            key = tf.placeholder(tf.int64, [])
+            with keyed_random.keyed_random_ops(keyed_random.fold(
+                    keyed_random.base_key(seed, keyed_random.STEP_SALT), key)):
+                w = tf.get_variable("w", [4], initializer=tf.random_normal_initializer())
+                out = tf.nn.dropout(tf.ones([64]), rate=0.5) + tf.random.uniform([1])
+            ops = {op.type for op in tf.get_default_graph().get_operations()}
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                return sess.run([out, w], {key: step}), ops
+
+    (a, wa), ops = draw(3)
+    (b, wb), _ = draw(3)
+    (c, wc), _ = draw(4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    np.testing.assert_array_equal(wa, wc)  # the initialiser keeps its stateful, seeded draw
+    assert {"StatelessRandomUniform", "RandomStandardNormal"} <= ops
+    with tf.Graph().as_default(), pytest.raises(keyed_random.UnkeyableRandomOpError,
+                                                match="RandomGamma"):
+        with keyed_random.keyed_random_ops(tf.constant([1, 2], tf.int64)):
+            tf.random.gamma([2], 1.0)
+
+
 def test_record_counts_follow_the_sharding_rule(small_digits):
     files = [os.path.join(small_digits, n) for n in FILES]
     assert [positions.count_records(p) for p in files] == [17, 23]

@@ -29,6 +29,17 @@ def _all_finite_check(tensors, names, marker):
                                name="finite_guard")
 
 
+def scaler_skips_non_finite(optimizer):
+    """Whether a dynamic loss scaler inside ``optimizer`` (possibly wrapped by Horovod's
+    distributed optimizer) owns non-finite gradients: it skips those steps itself."""
+    for _ in range(4):
+        config = getattr(optimizer, "loss_scale_config", None)
+        if config is not None:
+            return config.mode == "dynamic"
+        optimizer = getattr(optimizer, "_optimizer", None)
+    return False
+
+
 def gradients_check(grads_and_vars):
     """An op failing with :data:`GRADIENT_MARKER` (and the variables' names) when a gradient
     holds a NaN or an infinity."""

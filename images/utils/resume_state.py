@@ -114,9 +114,9 @@ def completion_message(plan, train_dir):
                plan.last_step, plan.reason))
 
 
-def data_end_hook(plan):
-    """A hook stopping every worker where the data ends, when that comes before
-    ``--stop_at_step``; else None."""
+def data_end_hooks(plan):
+    """``[hook]`` stopping every worker where the data ends, when that comes before
+    ``--stop_at_step``; else ``[]``."""
     if plan.last_step is None or not plan.data_ends_first:
-        return None
-    return tf.train.StopAtStepHook(last_step=plan.last_step)
+        return []
+    return [tf.train.StopAtStepHook(last_step=plan.last_step)]
