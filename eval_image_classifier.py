@@ -8,6 +8,10 @@ Flags left out (model, dataset, image size, preprocessing, class count, ...) def
 trainer recorded in the checkpoint's folder (``flags.json``), so ``--checkpoint_path=<train_dir>``
 alone evaluates a run as it was trained; the trainer's ``--eval_files`` are evaluated unless a
 split is named.
+
+With ``--eval_interval_secs`` it runs beside a training job, as slim's evaluation loop: every new
+checkpoint in the ``--checkpoint_path`` folder is evaluated once and its summaries written for
+TensorBoard, until ``--eval_timeout`` seconds pass without a new one.
 """
 import json
 import os
@@ -57,6 +61,19 @@ flags.DEFINE_boolean("skip_corrupt_records", False, "Skip (and log) unreadable r
                      "were scored.")
 flags.DEFINE_string("output_json", None, "Also write the result as JSON to this file.")
 flags.mark_flags_as_required(["checkpoint_path"])
+flags.DEFINE_integer("eval_interval_secs", None, "Continuous mode: poll the --checkpoint_path "
+                     "folder this often and evaluate every new checkpoint once (slim's "
+                     "evaluation loop). Unset: evaluate one checkpoint and exit.")
+flags.DEFINE_integer("eval_timeout", None, "Continuous mode: stop after this many seconds "
+                     "without a new checkpoint (default: wait forever).")
+flags.register_validator("eval_interval_secs", lambda v: v is None or v > 0,
+                         message="--eval_interval_secs must be > 0")
+flags.register_validator("eval_timeout", lambda v: v is None or v > 0,
+                         message="--eval_timeout must be > 0")
+flags.register_multi_flags_validator(
+    ["eval_timeout", "eval_interval_secs"],
+    lambda f: f["eval_timeout"] is None or f["eval_interval_secs"] is not None,
+    message="--eval_timeout ends the continuous mode: give --eval_interval_secs too")
 flags.register_validator("batch_size", lambda v: v > 0, message="--batch_size must be > 0")
 FLAGS = flags.FLAGS
 
@@ -109,20 +126,17 @@ def main(argv):
         return 2
     eval_dir = FLAGS.eval_dir
     if eval_dir is None:
-        base = FLAGS.checkpoint_path if os.path.isdir(FLAGS.checkpoint_path) else (
+        base = FLAGS.checkpoint_path if (os.path.isdir(FLAGS.checkpoint_path) or
+                                         FLAGS.eval_interval_secs) else (
             os.path.dirname(FLAGS.checkpoint_path))
         eval_dir = os.path.join(base, "eval_" + FLAGS.dataset_split_name)
     try:
-        result = evaluation.evaluate(
-            FLAGS.checkpoint_path, FLAGS.model_name, FLAGS.dataset_name,
-            dataset_dir=FLAGS.dataset_dir, split_name=FLAGS.dataset_split_name,
-            batch_size=FLAGS.batch_size, image_size=FLAGS.eval_image_size,
-            preprocessing_name=FLAGS.preprocessing_name, num_classes=FLAGS.num_classes,
-            labels_offset=FLAGS.labels_offset, use_grayscale=FLAGS.use_grayscale,
-            max_num_batches=FLAGS.max_num_batches, eval_dir=eval_dir,
-            moving_average_decay=FLAGS.moving_average_decay,
-            num_preprocessing_threads=FLAGS.num_preprocessing_threads,
-            skip_corrupt_records=FLAGS.skip_corrupt_records, file_names=FLAGS.eval_files)
+        if FLAGS.eval_interval_secs:
+            result = _continuous(eval_dir)
+        else:
+            result = evaluation.evaluate(FLAGS.checkpoint_path, eval_dir=eval_dir,
+                                         **_evaluator_args())
+            _report(result)
     except (ValueError, FileNotFoundError) as e:
         training.log.error("%s", e)
         return 2
@@ -132,13 +146,42 @@ def main(argv):
             raise
         training.log.error("bad input data: %s", message)
         return 2
-    print("eval/%s top1=%.4f top5=%.4f over %d examples (checkpoint %s, step %d)"
-          % (FLAGS.dataset_split_name if not FLAGS.eval_files else "eval_files", result["top1"], result["top5"], result["count"],
-             result["checkpoint"], result["global_step"]))
     if FLAGS.output_json:
         with open(FLAGS.output_json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)
     return 0
+
+
+def _evaluator_args():
+    return dict(model_name=FLAGS.model_name, dataset_name=FLAGS.dataset_name,
+                dataset_dir=FLAGS.dataset_dir, split_name=FLAGS.dataset_split_name,
+                batch_size=FLAGS.batch_size, image_size=FLAGS.eval_image_size,
+                preprocessing_name=FLAGS.preprocessing_name, num_classes=FLAGS.num_classes,
+                labels_offset=FLAGS.labels_offset, use_grayscale=FLAGS.use_grayscale,
+                max_num_batches=FLAGS.max_num_batches,
+                moving_average_decay=FLAGS.moving_average_decay,
+                num_preprocessing_threads=FLAGS.num_preprocessing_threads,
+                skip_corrupt_records=FLAGS.skip_corrupt_records, file_names=FLAGS.eval_files)
+
+
+def _report(result):
+    print("eval/%s top1=%.4f top5=%.4f over %d examples (checkpoint %s, step %d)"
+          % (FLAGS.dataset_split_name if not FLAGS.eval_files else "eval_files", result["top1"],
+             result["top5"], result["count"], result["checkpoint"], result["global_step"]),
+          flush=True)
+
+
+def _continuous(eval_dir):
+    """--eval_interval_secs: every new checkpoint of the folder, once; the list of results."""
+    if not os.path.isdir(FLAGS.checkpoint_path) and (
+            os.path.isfile(FLAGS.checkpoint_path) or
+            os.path.exists(FLAGS.checkpoint_path + ".index")):
+        raise ValueError("--eval_interval_secs watches a training folder: --checkpoint_path %s "
+                         "is a file; give its folder" % FLAGS.checkpoint_path)
+    evaluator = evaluation.Evaluator(**_evaluator_args())
+    return evaluation.evaluate_continuously(
+        FLAGS.checkpoint_path, evaluator, interval_secs=FLAGS.eval_interval_secs,
+        timeout_secs=FLAGS.eval_timeout, eval_dir=eval_dir, on_result=_report)
 
 
 if __name__ == "__main__":

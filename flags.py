@@ -45,6 +45,9 @@ flags.DEFINE_string("train_files", None, "Comma-separated TFRecord file names (o
 flags.DEFINE_boolean("skip_corrupt_records", False, "Skip (and log, with a running count) "
                      "unreadable TFRecord data and undecodable images instead of stopping with an "
                      "error that names the file.")
+flags.DEFINE_boolean("preflight_check", False, "Before training, read every record of the "
+                     "input files once: framing, image decoding and label range; stop (exit 2) "
+                     "listing every bad record. Its rate is in docs/BENCHMARKS.md.")
 flags.DEFINE_integer("labels_offset", None, "Subtracted from stored labels (ImageNet-style "
                      "records with a background class need 1). Defaults to the dataset's.")
 flags.DEFINE_string("file_pattern", None, _fastnn("file_pattern"))

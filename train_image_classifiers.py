@@ -31,6 +31,7 @@ from images import training  # noqa: E402
 from images.utils import distributed, hooks as hooks_lib, learning_rate as lr_lib  # noqa: E402
 from images.utils import losses, optimizers, precision, warm_start  # noqa: E402
 from images.utils import fastnn_flags, progress, record_count, run_dir  # noqa: E402
+from images.utils import checkpoint_io, preflight, resume_state  # noqa: E402
 
 FLAGS = flag_defs.FLAGS
 log = training.log
@@ -182,11 +183,12 @@ def main(argv):
     except (UsageError, ValueError, FileNotFoundError) as e:
         log.error("%s", e)
         return 2
-    except training.NonFiniteLossError as e:
+    except (training.NonFiniteLossError, checkpoint_io.CheckpointWriteError) as e:
         log.error("%s", e)
         return 1
-    except tf.errors.OpError as e:
-        lost = distributed.lost_worker_message(cluster, e)  # another worker died or hung
+    except (tf.errors.OpError, OSError) as e:
+        lost = distributed.lost_worker_message(cluster, e) if isinstance(
+            e, tf.errors.OpError) else None  # another worker died or hung
         if lost is not None:
             log.error("%s", lost)
             return 1
@@ -194,6 +196,12 @@ def main(argv):
         if mismatch is not None:
             log.error("%s", mismatch)
             return 2
+        written = checkpoint_io.write_error_message(e, FLAGS.train_dir)  # full disk ...
+        if written is not None:
+            log.error("%s", written)
+            return 1
+        if isinstance(e, OSError):
+            raise
         message = pipeline.data_error_message(e)  # corrupt file, bad image or label
         if message is None:
             raise
@@ -216,7 +224,22 @@ def train(cluster, record, dataset):
     run = resolved_run(record, dataset, num_classes, image_size, labels_offset)
     run_dir.check_compatible(FLAGS.train_dir, run,
                              tf.train.latest_checkpoint(FLAGS.train_dir) is not None)
+    files = None if dataset.is_mock else dataset_factory.resolve_files(
+        dataset, FLAGS.dataset_dir, FLAGS.dataset_split_name, FLAGS.train_files)
+    plan = resume_state.plan_run(
+        cluster, FLAGS.train_dir, batch_size=FLAGS.batch_size, num_epochs=FLAGS.num_epochs,
+        stop_at_step=(FLAGS.stop_at_step if "StopAtStepHook" in hooks_lib.parse_hook_names(
+            FLAGS.hooks) else None),
+        files=files, mock_steps=resume_state.mock_batches(FLAGS.num_epochs, samples_per_epoch,
+                                                          FLAGS.batch_size, cluster.size))
+    if plan.complete:  # a finished job restarted: leave every file as it is
+        if is_chief:
+            log.info("%s", resume_state.completion_message(plan, FLAGS.train_dir))
+        return 0
+    if FLAGS.preflight_check and files:
+        preflight.check_for_worker(files, dataset, num_classes, labels_offset, cluster)
     if is_chief:
+        checkpoint_io.remove_stale_temp_files(FLAGS.train_dir)
         training.write_run_flags(FLAGS.train_dir, resolved_flags(), sys.argv, run)
     log.info("model %s, dataset %s (%d classes), image %dx%d, batch %d x %d worker(s), %s",
              record.name, dataset.name, num_classes, image_size, image_size, FLAGS.batch_size,
@@ -242,7 +265,8 @@ def train(cluster, record, dataset):
             image_size=image_size, batch_size=FLAGS.batch_size, is_training=True,
             num_classes=num_classes, channels=channels, num_epochs=FLAGS.num_epochs,
             cluster=cluster, seed=FLAGS.random_seed, labels_offset=labels_offset,
-            samples_per_epoch=samples_per_epoch,
+            samples_per_epoch=samples_per_epoch, start_step=plan.start_step,
+            epoch_size=plan.epoch_size,
             input_options=dict(
                 shuffle_buffer_size=FLAGS.shuffle_buffer_size,
                 num_parallel_batches=FLAGS.num_parallel_batches,
@@ -255,7 +279,9 @@ def train(cluster, record, dataset):
         network_fn = model_factory.get_network_fn(
             record.name, num_classes=num_classes, weight_decay=FLAGS.weight_decay,
             is_training=True)
-        logits, _, aux_logits = training.build_network(network_fn, images, policy.build_dtype)
+        logits, _, aux_logits = training.build_network(
+            network_fn, images, policy.build_dtype,
+            random_key=training.step_random_key(FLAGS.random_seed, cluster.rank, global_step))
         total_loss, cross_entropy = losses.classification_loss(
             logits, labels, num_classes, label_smoothing=FLAGS.label_smoothing,
             aux_logits=aux_logits if record.has_aux_logits else None)
@@ -313,7 +339,7 @@ def train(cluster, record, dataset):
         tf.summary.scalar("train/accuracy", accuracy)
         tf.summary.scalar("train/learning_rate", learning_rate)
 
-        saver = tf.train.Saver(max_to_keep=FLAGS.keep_checkpoint_max)
+        saver = checkpoint_io.GuardedSaver(max_to_keep=FLAGS.keep_checkpoint_max)
         init_fn = None
         if FLAGS.task_type == "finetune" and is_chief:  # the broadcast gives the others
             init_fn = warm_start.warm_start_init_fn(
@@ -337,6 +363,7 @@ def train(cluster, record, dataset):
             save_checkpoints_steps=FLAGS.save_checkpoints_steps,
             total_steps=total_steps, summary_dir=FLAGS.summaryDir or None,
             profile_dir=profile_dir())
+        hooks.extend(resume_state.data_end_hooks(plan))
         bcast = distributed.broadcast_hook(cluster)
         if bcast is not None:
             hooks.insert(0, bcast)
@@ -362,7 +389,8 @@ def train(cluster, record, dataset):
                                                          FLAGS.num_inter_threads,
                                                          FLAGS.log_device_placement))),
                     FLAGS.xla)) as sess:
-            training.run_training_loop(sess, train_op, global_step)
+            training.run_training_loop(sess, train_op, global_step,
+                                       train_dir=FLAGS.train_dir if is_chief else None)
         if is_chief:
             log.info("%s", progress.outcome_text(
                 run_clock.start_step, run_clock.last_step, time.time() - run_clock.start_time,

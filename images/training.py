@@ -1,4 +1,5 @@
 """Graph-building pieces of the trainer, taking plain arguments (the entry point reads flags)."""
+import contextlib
 import json
 import logging
 import os
@@ -8,7 +9,7 @@ import warnings
 import tensorflow.compat.v1 as tf
 
 from images.datasets import dataset_factory, pipeline
-from images.utils import losses, precision
+from images.utils import finite_guard, keyed_random, losses, precision, resume_state
 
 log = logging.getLogger("fastnn")
 
@@ -76,55 +77,76 @@ def session_config(num_intra_threads=0, num_inter_threads=0, log_device_placemen
 
 def make_input_dataset(record, *, dataset_dir, split_name, file_names, preprocessing_fn,
                        image_size, batch_size, is_training, num_classes, channels, num_epochs,
-                       cluster, seed, labels_offset, input_options, samples_per_epoch=None):
+                       cluster, seed, labels_offset, input_options, samples_per_epoch=None,
+                       start_step=0, epoch_size=None):
     """The ``tf.data.Dataset`` of ``(images, labels)`` for one worker.
 
     Mock data is a fixed random batch per worker (``channels`` wide), repeated for
     ``num_epochs`` epochs of ``samples_per_epoch`` examples over all workers, or forever when the
     epoch size is not given.  File datasets go through
     :func:`images.datasets.pipeline.build_dataset`, sharded over the cluster's workers.
-    ``input_options`` holds the pipeline's tuning arguments.
+    ``input_options`` holds the pipeline's tuning arguments.  A run resumed at ``start_step``
+    (training) continues the stream where that step left it; ``epoch_size`` is this worker's
+    records per epoch when already counted.
     """
     if record.is_mock:
-        num_batches = None
-        if samples_per_epoch and num_epochs:
-            num_batches = -(-num_epochs * samples_per_epoch // (batch_size * cluster.size))
-        return pipeline.build_mock_dataset(image_size, channels, batch_size, num_classes,
-                                           seed=(seed or 0) + cluster.rank,
-                                           num_batches=num_batches)
+        num_batches = resume_state.mock_batches(num_epochs, samples_per_epoch, batch_size,
+                                                cluster.size)
+        return pipeline.build_mock_dataset(
+            image_size, channels, batch_size, num_classes, seed=(seed or 0) + cluster.rank,
+            num_batches=None if num_batches is None else max(0, num_batches - start_step))
     files = dataset_factory.resolve_files(record, dataset_dir, split_name, file_names)
     log.info("reading %d file(s) for split %r from %s", len(files), split_name, dataset_dir)
+    extra = dict(start_batch=start_step, epoch_size=epoch_size) if is_training else {}
     return pipeline.build_dataset(
         files, record.parse_fn(), preprocessing_fn, image_size, batch_size, is_training,
         num_classes, num_epochs=num_epochs, num_workers=cluster.size, worker_index=cluster.rank,
-        seed=seed, labels_offset=labels_offset, **input_options)
+        seed=seed, labels_offset=labels_offset, **input_options, **extra)
 
 
-def build_network(network_fn, images, compute_dtype=tf.float32):
+def build_network(network_fn, images, compute_dtype=tf.float32, random_key=None):
     """Runs the network in ``compute_dtype`` (float32 master weights) and returns float32 logits.
+
+    With ``random_key`` (see :func:`step_random_key`) the network's random ops (dropout,
+    drop-path) draw from that key instead of from generators that a restart resets.
 
     Returns:
       ``(logits float32, end_points, aux_logits float32 or None)``.
     """
-    with precision.compute_dtype_scope(compute_dtype):
+    with precision.compute_dtype_scope(compute_dtype), (
+            keyed_random.keyed_random_ops(random_key) if random_key is not None
+            else contextlib.nullcontext()):
         logits, end_points = network_fn(tf.cast(images, compute_dtype))
     aux = end_points.get("AuxLogits")
     return (tf.cast(logits, tf.float32), end_points,
             None if aux is None else tf.cast(aux, tf.float32))
 
 
+def step_random_key(seed, rank, global_step):
+    """The key of a step's random ops: the run's seed, the worker and the global step (None
+    without a seed: the draws then come from TensorFlow's generators)."""
+    if seed is None:
+        return None
+    return keyed_random.fold(keyed_random.base_key(seed, keyed_random.STEP_SALT, rank),
+                             global_step.read_value())
+
+
 NON_FINITE_MARKER = "fastnn: non-finite training loss"
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the step's update was not applied."""
+    """The training loss, a gradient or an update became NaN or infinite; no checkpoint holds
+    the result."""
 
 
-def build_train_op(optimizer, loss, global_step, var_list=None):
+def build_train_op(optimizer, loss, global_step, var_list=None, check_gradients=None):
     """``optimizer.minimize`` that also runs the batch-norm moving-average updates.
 
-    Every update depends on a check of ``loss``: a NaN or infinite loss fails the step before
-    any variable changes, so the weights in the session, and every checkpoint, stay finite.
+    Every update depends on a check of ``loss`` and of the gradients (``check_gradients``;
+    by default unless a dynamic loss scaler owns non-finite gradients and skips such steps): a
+    NaN or infinite one fails the step before any variable changes.  After the update every
+    float variable is checked (:mod:`images.utils.finite_guard`), so an update that overflows
+    fails its step too, before a checkpoint can hold it.
     """
     update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
     loss_check = tf.debugging.check_numerics(loss, NON_FINITE_MARKER)
@@ -132,17 +154,29 @@ def build_train_op(optimizer, loss, global_step, var_list=None):
     missing = [v.op.name for g, v in grads_and_vars if g is None]
     if missing:
         log.warning("no gradient reaches %d variable(s), e.g. %s", len(missing), missing[:3])
-    with tf.control_dependencies([loss_check]):
+    checks = [loss_check]
+    if check_gradients is None:
+        check_gradients = not finite_guard.scaler_skips_non_finite(optimizer)
+    if check_gradients:
+        with tf.control_dependencies([loss_check]):  # a bad loss is reported as such
+            checks.append(finite_guard.gradients_check(grads_and_vars))
+    with tf.control_dependencies(checks):
         apply_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
-    with tf.control_dependencies([apply_op, loss_check] + update_ops):
+    with tf.control_dependencies([apply_op] + checks + update_ops):
+        variables_ok = finite_guard.variables_check()
+    with tf.control_dependencies([apply_op, variables_ok] + checks + update_ops):
         return tf.no_op(name="train_op")
 
 
-def run_training_loop(sess, train_op, global_step):
+def run_training_loop(sess, train_op, global_step, train_dir=None):
     """Runs ``train_op`` until the session says stop; returns the last global step reached.
 
+    Args:
+      train_dir: where checkpoints are written (on the worker that writes them): a non-finite
+        failure then says what the last checkpoint holds.
+
     Raises:
-      NonFiniteLossError: naming the step whose loss was NaN or infinite.
+      NonFiniteLossError: naming the step whose loss, gradient or update was NaN or infinite.
     """
     step = sess.run_step_fn(lambda step_context: step_context.session.run(global_step))
     while not sess.should_stop():
@@ -150,13 +184,17 @@ def run_training_loop(sess, train_op, global_step):
             sess.run(train_op)
             step += 1  # every run advances the global step by one
         except tf.errors.InvalidArgumentError as e:
+            guard = finite_guard.explain(e, step + 1, train_dir)
+            if guard is not None:
+                raise NonFiniteLossError(guard) from None
             if NON_FINITE_MARKER not in str(e):
                 raise
             raise NonFiniteLossError(
                 "loss is NaN or infinite at step %d; training stopped before applying that "
-                "step's update. The last checkpoint in train_dir holds finite weights. Lower "
-                "--learning_rate, set --max_gradient_norm, or use --loss_scale=dynamic with "
-                "mixed precision." % (step + 1)) from None
+                "step's update. %s Lower --learning_rate, set --max_gradient_norm, or use "
+                "--loss_scale=dynamic with mixed precision." % (
+                    step + 1, finite_guard.checkpoint_report(train_dir) if train_dir else
+                    "The worker that writes checkpoints reports on the last one.")) from None
     return step
 
 

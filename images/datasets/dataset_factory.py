@@ -157,6 +157,12 @@ def resolve_files(record: DatasetRecord, dataset_dir: Optional[str], split_name:
         raise FileNotFoundError("dataset_dir %s does not exist" % dataset_dir)
     if file_names:
         patterns = [p.strip() for p in file_names.split(",") if p.strip()]
+        if not patterns:
+            raise ValueError("--train_files=%r names no file: give comma-separated TFRecord file "
+                             "names or glob patterns inside --dataset_dir (e.g. "
+                             "--train_files=%s), or leave it out to read the split's files"
+                             % (file_names, record.file_pattern.replace("%s", "train")
+                                if record.file_pattern else "train-*"))
     else:
         check_split(record, split_name)
         patterns = [record.file_pattern % split_name]

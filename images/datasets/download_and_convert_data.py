@@ -33,6 +33,9 @@ flags.DEFINE_float("validation_fraction", 0.1, "custom: fraction of each class p
                    "validation split.")
 flags.DEFINE_integer("num_workers", None, "custom, flowers: threads decoding images to check "
                      "them (default: one per CPU).")
+flags.DEFINE_boolean("preflight_check", False, "After converting, read every record written "
+                     "once (framing, image decoding, label range) and exit 2 listing any bad "
+                     "record.")
 flags.mark_flags_as_required(["dataset_name", "dataset_dir"])
 flags.register_validator("num_shards", lambda v: v >= 1, message="--num_shards must be >= 1")
 flags.register_validator("num_workers", lambda v: v is None or v >= 1,
@@ -65,6 +68,25 @@ def main(argv):
     for p in paths:
         print(p)
     print("Finished converting the %s dataset into %s" % (FLAGS.dataset_name, FLAGS.dataset_dir))
+    if FLAGS.preflight_check:
+        return _preflight(FLAGS.dataset_name, FLAGS.dataset_dir, paths)
+    return 0
+
+
+def _preflight(dataset_name, dataset_dir, paths):
+    """Checks every record written; 0 when all are good, else 2 with the problems."""
+    from images.datasets import dataset_factory
+    from images.utils import preflight
+    record = dataset_factory.get_dataset(dataset_name)
+    num_classes = dataset_factory.resolve_num_classes(record, dataset_dir, None)
+    files = [p for p in paths if p.endswith(".tfrecord") or "-of-" in os.path.basename(p)]
+    report = preflight.check_records(files, record.parse_fn(), num_classes,
+                                     record.labels_offset)
+    print(report.summary(num_classes))
+    if report.problems:
+        for line in report.problems[:preflight.MAX_LISTED]:
+            print("error: %s" % line, file=sys.stderr)
+        return 2
     return 0
 
 

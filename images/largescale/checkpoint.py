@@ -22,6 +22,8 @@ import json
 import logging
 import os
 import shutil
+import zipfile
+import zlib
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -63,8 +65,9 @@ def resolve_checkpoint(path):
         return path
     pointer = os.path.join(path, POINTER)
     if os.path.exists(pointer):
-        with open(pointer, encoding="utf-8") as f:
-            name = json.load(f)["latest"]
+        name = _read_json(pointer, "checkpoint pointer").get("latest")
+        if not name:
+            raise DamagedCheckpointError("checkpoint pointer %s names no checkpoint" % pointer)
         folder = os.path.join(path, name)
         if not os.path.exists(os.path.join(folder, META)):
             raise FileNotFoundError("%s names %s, which has no %s (incomplete checkpoint)"
@@ -83,10 +86,60 @@ def latest_checkpoint(model_save_dir):
         return None
 
 
+class DamagedCheckpointError(ValueError):
+    """A checkpoint file is cut short or unreadable; the message names it and what is wrong."""
+
+
+def _read_json(path, what):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise DamagedCheckpointError("%s %s cannot be read (%s: %s): it is damaged or cut "
+                                     "short; resume from an earlier checkpoint" % (
+                                         what, path, type(e).__name__, e)) from None
+
+
 def read_meta(folder):
-    """The checkpoint's ``meta.json`` as a dict."""
-    with open(os.path.join(folder, META), encoding="utf-8") as f:
-        return json.load(f)
+    """The checkpoint's ``meta.json`` as a dict.
+
+    Raises:
+      DamagedCheckpointError: the file is not complete JSON.
+    """
+    return _read_json(os.path.join(folder, META), "checkpoint meta")
+
+
+def load_shard(path, names, rows):
+    """``{name: array}`` of one shard file, checked to hold ``names`` with ``rows`` rows each.
+
+    Raises:
+      DamagedCheckpointError: naming the file and what is wrong with it (cut short, not an .npz,
+        an array missing or of the wrong length).
+    """
+    try:
+        size = os.path.getsize(path)
+        with np.load(path) as data:
+            missing = sorted(set(names) - set(data.files))
+            if missing:
+                raise DamagedCheckpointError("checkpoint shard %s lacks array(s) %s (it holds %s)"
+                                             % (path, ", ".join(missing), ", ".join(data.files)))
+            arrays = {n: data[n] for n in names}
+    except FileNotFoundError:
+        raise DamagedCheckpointError("checkpoint shard %s is missing: the checkpoint is "
+                                     "incomplete; resume from an earlier one" % path) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        if isinstance(e, DamagedCheckpointError):
+            raise
+        raise DamagedCheckpointError(
+            "checkpoint shard %s (%d bytes) is damaged or cut short: %s: %s. Resume from an "
+            "earlier checkpoint (set_checkpoint_dir) or copy the shard again"
+            % (path, size, type(e).__name__, e)) from None
+    bad = sorted("%s has %d rows" % (n, a.shape[0]) for n, a in arrays.items()
+                 if a.ndim == 0 or a.shape[0] != rows)
+    if bad:
+        raise DamagedCheckpointError("checkpoint shard %s does not match its meta (%d rows "
+                                     "expected): %s" % (path, rows, "; ".join(bad)))
+    return arrays
 
 
 class ShardedCheckpointer:
@@ -223,9 +276,10 @@ class ShardedCheckpointer:
         out = {n: np.empty([self.num_local] + v.shape.as_list()[1:], v.dtype.as_numpy_dtype)
                for n, v in self._vars.items()}
         for old_rank, lo, hi, pos in pieces:
-            with np.load(shard_file(folder, old_rank, old_shards)) as data:
-                for name in out:
-                    out[name][pos:pos + hi - lo] = data[name][lo:hi]
+            _, old_rows = sharding.shard_range(self.num_classes, old_shards, old_rank)
+            data = load_shard(shard_file(folder, old_rank, old_shards), list(out), old_rows)
+            for name in out:
+                out[name][pos:pos + hi - lo] = data[name][lo:hi]
         if self._vars:
             sess.run(self._restore_op, {self._placeholders[n]: a for n, a in out.items()})
         if self._saver is not None:

@@ -407,6 +407,14 @@ class Entry(PLSCSetters):
         from images.largescale import remote
         self.fetch_remote_checkpoint()
         t = self.trainer()
+        done = t.finished_step()
+        if done is not None:  # a finished job restarted: leave every file as it is
+            if self.cluster.rank == 0:
+                log.info("run complete: %s holds a checkpoint at step %d, at or past the run's "
+                         "last step %d; nothing to train, no file changed. Raise "
+                         "set_train_steps or set_train_epochs to train further",
+                         self.config.model_save_dir, done, t.total_steps)
+            return {"step": done, "test": {}}
         with t:
             step = t.fit()
         cfg = self.config

@@ -391,6 +391,17 @@ class Trainer:
             return latest
         return None
 
+    def finished_step(self):
+        """The step of the model save dir's checkpoint when it is already at or past
+        ``total_steps`` (a finished run restarted), else None."""
+        cfg = self.cfg
+        if not cfg.model_save_dir or (cfg.checkpoint_dir and os.path.abspath(
+                cfg.checkpoint_dir) != os.path.abspath(cfg.model_save_dir)):
+            return None
+        latest = ckpt_lib.latest_checkpoint(cfg.model_save_dir)
+        step = int(ckpt_lib.read_meta(latest)["step"]) if latest else None
+        return step if step is not None and step >= self.total_steps else None
+
     def _init_fn(self, scaffold, sess):
         if self.restore_from:
             self.checkpointer.restore(sess, self.restore_from)
