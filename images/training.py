@@ -8,6 +8,7 @@ import warnings
 import tensorflow.compat.v1 as tf
 
 from images.datasets import dataset_factory, pipeline
+from images.models.common import features_from
 from images.utils import losses, precision
 
 log = logging.getLogger("fastnn")
@@ -81,11 +82,16 @@ def make_input_dataset(record, *, dataset_dir, split_name, file_names, preproces
 def build_network(network_fn, images, compute_dtype=tf.float32):
     """Runs the network in ``compute_dtype`` (float32 master weights) and returns float32 logits.
 
+    ``network_fn`` is a registry network (:func:`images.models.model_factory.get_network_fn`)
+    or any TF-slim network function of :mod:`images.models.nets`: an output of rank 4 (slim's
+    ``[batch, 1, 1, n]`` logits or pre-logits features) becomes ``[batch, n]``.
+
     Returns:
       ``(logits float32, end_points, aux_logits float32 or None)``.
     """
     with precision.compute_dtype_scope(compute_dtype):
         logits, end_points = network_fn(tf.cast(images, compute_dtype))
+        logits = features_from(logits, name="flat_logits")
     aux = end_points.get("AuxLogits")
     return (tf.cast(logits, tf.float32), end_points,
             None if aux is None else tf.cast(aux, tf.float32))
