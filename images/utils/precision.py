@@ -26,6 +26,7 @@ everything downstream (the Horovod allreduce average, clipping, the update) sees
 ``dynamic`` scaling skips a step whose gradients are not finite (weights and optimizer slots keep
 their values), halves the scale, and doubles it after ``growth_steps`` clean steps.
 """
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -82,6 +83,8 @@ LOW_PRECISION_DTYPES = (tf.float16, tf.bfloat16)
 _fallback = threading.local()
 _original_apply_op_helper = None
 _install_lock = threading.Lock()
+# How many ops of each type (with their 16-bit type) were built in float32, for tests and logs.
+FALLBACK_COUNTS = collections.Counter()
 
 
 @contextlib.contextmanager
@@ -186,6 +189,7 @@ def _device_types():
 def _apply_in_float32(op_type_name, name, keywords, bound):
     op_def = op_def_registry.get(op_type_name)
     converted = set(bound)
+    FALLBACK_COUNTS[(op_type_name, ",".join(sorted(d.name for d in bound.values())))] += 1
     _fallback.busy = True
     try:
         keywords = dict(keywords)

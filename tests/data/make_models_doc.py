@@ -90,7 +90,7 @@ def render():
         lines.append("| %s | %s | %d | %s | %d | %s | %s | %s | %s | %s |" % (
             name, r.family, r.default_image_size, r.preprocessing_name, r.default_num_classes,
             _si(parameters(name)), _si(r.flops), "yes" if r.has_aux_logits else "",
-            "yes" if r.heavy else "", ", ".join(r.supported_kwargs)))
+            "yes" if r.heavy else "", ", ".join(r.options)))
     return HEAD + "\n".join(lines) + "\n"
 
 
