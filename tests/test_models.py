@@ -13,15 +13,13 @@ through ``tests/data/train_models_worker.py`` in one background process started 
 so TensorFlow starts once for all of them and they use the second core while this process builds
 graphs.
 """
-import json
 import os
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+
+from background_runs import BackgroundRuns
 
 import images  # noqa: F401  (compat shim)
 from images.models import flops as flops_lib
@@ -370,64 +368,6 @@ def _trainer_size(name):
     return model_factory.get_model_record(name).min_image_size
 
 
-class _TrainerRuns:
-    """Background workers training the selected networks; results by name.
-
-    Two workers, each with every other network of the list: once the module's other tests are
-    done, the trainer runs are all that is left, and one process would leave a core idle.
-    """
-
-    WORKERS = 2
-
-    def __init__(self, names, workdir):
-        self.workers = {}  # name -> (process, results file, log file)
-        env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-        for i in range(self.WORKERS):
-            group = names[i::self.WORKERS]
-            if not group:
-                continue
-            out = os.path.join(workdir, "runs-%d.jsonl" % i)
-            log = open(os.path.join(workdir, "worker-%d.log" % i), "w")
-            proc = subprocess.Popen(
-                [sys.executable, os.path.join(DATA, "train_models_worker.py"), out,
-                 os.path.join(workdir, "train")] + ["%s:%d" % (n, _trainer_size(n))
-                                                    for n in group],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            self.workers.update({n: (proc, out, log) for n in group})
-
-    def result(self, name, timeout=1200):
-        proc, out, log = self.workers[name]
-        deadline = time.time() + timeout
-        while True:
-            found = self._read(out).get(name)
-            if found is not None:
-                return found
-            if proc.poll() is not None:
-                found = self._read(out).get(name)
-                if found is None:
-                    with open(log.name) as f:
-                        raise AssertionError("worker exited %s before %s:\n%s"
-                                             % (proc.returncode, name, f.read()[-4000:]))
-                return found
-            if time.time() > deadline:
-                raise AssertionError("no trainer result for %s in %ds" % (name, timeout))
-            time.sleep(0.5)
-
-    @staticmethod
-    def _read(out):
-        if not os.path.exists(out):
-            return {}
-        with open(out, encoding="utf-8") as f:
-            return {r["name"]: r for r in (json.loads(line) for line in f if line.strip())}
-
-    def stop(self):
-        for proc, _, log in set(self.workers.values()):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.close()
-
-
 @pytest.fixture(scope="module", autouse=True)
 def trainer_runs(request, tmp_path_factory):
     """Starts the trainer worker with the module when any trainer test is selected."""
@@ -437,7 +377,13 @@ def trainer_runs(request, tmp_path_factory):
     if not names:
         yield None
         return
-    runs = _TrainerRuns(names, str(tmp_path_factory.mktemp("zoo_trainer")))
+    workdir = str(tmp_path_factory.mktemp("zoo_trainer"))
+    # Two workers, each with every other network: once the module's other tests are done, the
+    # trainer runs are all that is left, and one process would leave a core idle.
+    runs = BackgroundRuns(os.path.join(DATA, "train_models_worker.py"),
+                          [(n, "%s:%d" % (n, _trainer_size(n))) for n in names], workdir,
+                          key_of=lambda record: record["name"],
+                          extra_args=[os.path.join(workdir, "train")])
     yield runs
     runs.stop()
 
