@@ -191,8 +191,9 @@ FEATURES = {
 @pytest.mark.parametrize("num_classes", [0, None])
 def test_feature_mode_returns_slims_pre_logits_end_point(name, num_classes):
     fn, shape, kwargs, end_point, features_shape = FEATURES[name]
+    arg_scope = model_factory.get_model_record(name).arg_scope_fn()
     with tf.Graph().as_default():
-        net, end_points = _build(fn, shape, num_classes=num_classes, **kwargs)
+        net, end_points = _build(fn, shape, arg_scope, num_classes=num_classes, **kwargs)
         assert net is end_points[end_point]
         assert net.shape.as_list() == features_shape
         assert not {"Logits", "Predictions", "predictions", "AuxLogits"} & set(end_points)

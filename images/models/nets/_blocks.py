@@ -108,3 +108,33 @@ def fixed_padding(inputs, kernel_size, rate=1):
     begin = [total[0] // 2, total[1] // 2]
     end = [total[0] - begin[0], total[1] - begin[1]]
     return tf.pad(inputs, [[0, 0], [begin[0], end[0]], [begin[1], end[1]], [0, 0]])
+
+
+def pooled_logits(net, end_points, num_classes, dropout_keep_prob, spatial_squeeze, global_pool,
+                  window, global_pool_name='global_pool'):
+    """The classifier of Inception v2 and v3, under the current ``Logits`` scope.
+
+    Global average (``global_pool``) or a VALID average over a ``window`` shrunk to small maps
+    (``AvgPool_1a_<h>x<w>``), then, with classes, dropout (``PreLogits``) and a 1x1 convolution
+    (``Conv2d_1c_1x1``), squeezed to ``[batch, classes]`` with ``spatial_squeeze``.
+
+    Returns:
+      The logits, or the pooled features (before dropout) when ``num_classes`` is 0 or None.
+    """
+    if global_pool:
+        net = tf.reduce_mean(net, [1, 2], keepdims=True, name=global_pool_name)
+        end_points['global_pool'] = net
+    else:
+        kernel = reduced_kernel_size_for_small_input(net, window)
+        net = slim.avg_pool2d(net, kernel, padding='VALID',
+                              scope='AvgPool_1a_{}x{}'.format(*kernel))
+        end_points['AvgPool_1a'] = net
+    if not num_classes:
+        return net
+    net = slim.dropout(net, keep_prob=dropout_keep_prob, scope='Dropout_1b')
+    end_points['PreLogits'] = net
+    logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None,
+                         scope='Conv2d_1c_1x1')
+    if spatial_squeeze:
+        logits = tf.squeeze(logits, [1, 2], name='SpatialSqueeze')
+    return logits

@@ -10,7 +10,8 @@ import tf_slim as slim
 from tf_slim.nets.inception_v3 import inception_v3_base  # noqa: F401  (slim's, unchanged)
 
 from images.models.nets import inception_utils
-from images.models.nets._blocks import reduced_kernel_size_for_small_input, trunc_normal
+from images.models.nets._blocks import (pooled_logits, reduced_kernel_size_for_small_input,
+                                        trunc_normal)
 
 _reduced_kernel_size_for_small_input = reduced_kernel_size_for_small_input
 
@@ -71,22 +72,11 @@ def inception_v3(inputs, num_classes=1000, is_training=True, dropout_keep_prob=0
                         aux = tf.squeeze(aux, [1, 2], name='SpatialSqueeze')
                     end_points['AuxLogits'] = aux
             with tf.variable_scope('Logits'):
-                if global_pool:
-                    net = tf.reduce_mean(net, [1, 2], keepdims=True, name='GlobalPool')
-                    end_points['global_pool'] = net
-                else:
-                    kernel = reduced_kernel_size_for_small_input(net, [8, 8])
-                    net = slim.avg_pool2d(net, kernel, padding='VALID',
-                                          scope='AvgPool_1a_{}x{}'.format(*kernel))
-                    end_points['AvgPool_1a'] = net
+                net = pooled_logits(net, end_points, num_classes, dropout_keep_prob,
+                                    spatial_squeeze, global_pool, [8, 8], 'GlobalPool')
                 if not num_classes:
                     return net, end_points
-                net = slim.dropout(net, keep_prob=dropout_keep_prob, scope='Dropout_1b')
-                end_points['PreLogits'] = net
-                logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None,
-                                     normalizer_fn=None, scope='Conv2d_1c_1x1')
-                if spatial_squeeze:
-                    logits = tf.squeeze(logits, [1, 2], name='SpatialSqueeze')
+            logits = net
             end_points['Logits'] = logits
             end_points['Predictions'] = prediction_fn(logits, scope='Predictions')
     return logits, end_points
