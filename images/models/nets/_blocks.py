@@ -138,3 +138,13 @@ def pooled_logits(net, end_points, num_classes, dropout_keep_prob, spatial_squee
     if spatial_squeeze:
         logits = tf.squeeze(logits, [1, 2], name='SpatialSqueeze')
     return logits
+
+
+class NoOpScope(object):
+    """No-op context manager (slim's ``NoOpScope`` of ``resnet_v1`` and ``mobilenet``)."""
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        return False

@@ -4,6 +4,8 @@ Their classifier is a stack of convolutions standing in for fully connected laye
 ``fc7``, ``fc8``); end points are the outputs of every convolution and max pooling, collected
 under the network's scope as slim collects them, plus ``global_pool`` and ``<scope>/fc8``.
 """
+import contextlib
+
 import tensorflow.compat.v1 as tf
 import tf_slim as slim
 
@@ -47,7 +49,7 @@ def build(inputs, trunk, fc6, num_classes, is_training, dropout_keep_prob, spati
                     net = slim.conv2d(net, depth, kernel, scope=name, **options)
             fc_scope = (slim.arg_scope([slim.conv2d], weights_initializer=trunc_normal(0.005),
                                        biases_initializer=tf.constant_initializer(0.1))
-                        if fc_initializers else _NoScope())
+                        if fc_initializers else contextlib.nullcontext())
             with fc_scope:
                 net = slim.conv2d(net, fc6[0], fc6[1], padding=fc6_padding, scope="fc6")
                 net = slim.dropout(net, dropout_keep_prob, is_training=is_training,
@@ -68,10 +70,3 @@ def build(inputs, trunk, fc6, num_classes, is_training, dropout_keep_prob, spati
                     end_points[sc.name + "/fc8"] = net
         return net, end_points
 
-
-class _NoScope:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

@@ -4,16 +4,7 @@ import tensorflow.compat.v1 as tf
 import tf_slim as slim
 
 from images.models.nets import resnet_utils
-
-
-class NoOpScope(object):
-    """No-op context manager (``is_training=None`` leaves batch norm to an outer arg_scope)."""
-
-    def __enter__(self):
-        return None
-
-    def __exit__(self, exc_type, exc_value, traceback):
-        return False
+from images.models.nets._blocks import NoOpScope
 
 
 def build(inputs, blocks, unit_fn, default_scope, num_classes, is_training, global_pool,

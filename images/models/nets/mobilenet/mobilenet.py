@@ -14,7 +14,7 @@ import os
 import tensorflow.compat.v1 as tf
 import tf_slim as slim
 
-from images.models.nets._blocks import fixed_padding
+from images.models.nets._blocks import NoOpScope, fixed_padding
 
 _fixed_padding = fixed_padding
 
@@ -62,16 +62,6 @@ def op(opfunc, multiplier_func=depth_multiplier, **params):
     ``multiplier_func`` (``multiplier_transform=`` in ``params`` overrides it)."""
     multiplier = params.pop('multiplier_transform', multiplier_func)
     return _Op(opfunc, params=params, multiplier_func=multiplier)
-
-
-class NoOpScope(object):
-    """No-op context manager."""
-
-    def __enter__(self):
-        return None
-
-    def __exit__(self, exc_type, exc_value, traceback):
-        return False
 
 
 def safe_arg_scope(funcs, **kwargs):
