@@ -9,6 +9,7 @@ import warnings
 import tensorflow.compat.v1 as tf
 
 from images.datasets import dataset_factory, pipeline
+from images.models.common import features_from
 from images.utils import finite_guard, keyed_random, losses, precision, resume_state
 
 log = logging.getLogger("fastnn")
@@ -107,6 +108,9 @@ def make_input_dataset(record, *, dataset_dir, split_name, file_names, preproces
 def build_network(network_fn, images, compute_dtype=tf.float32, random_key=None):
     """Runs the network in ``compute_dtype`` (float32 master weights) and returns float32 logits.
 
+    ``network_fn`` is a registry network (:func:`images.models.model_factory.get_network_fn`)
+    or any TF-slim network function of :mod:`images.models.nets`: an output of rank 4 (slim's
+    ``[batch, 1, 1, n]`` logits or pre-logits features) becomes ``[batch, n]``.
     With ``random_key`` (see :func:`step_random_key`) the network's random ops (dropout,
     drop-path) draw from that key instead of from generators that a restart resets.
 
@@ -117,6 +121,7 @@ def build_network(network_fn, images, compute_dtype=tf.float32, random_key=None)
             keyed_random.keyed_random_ops(random_key) if random_key is not None
             else contextlib.nullcontext()):
         logits, end_points = network_fn(tf.cast(images, compute_dtype))
+        logits = features_from(logits, name="flat_logits")
     aux = end_points.get("AuxLogits")
     return (tf.cast(logits, tf.float32), end_points,
             None if aux is None else tf.cast(aux, tf.float32))

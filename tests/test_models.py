@@ -13,20 +13,18 @@ through ``tests/data/train_models_worker.py`` in one background process started 
 so TensorFlow starts once for all of them and they use the second core while this process builds
 graphs.
 """
-import json
 import os
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from background_runs import BackgroundRuns
+
 import images  # noqa: F401  (compat shim)
 from images.models import flops as flops_lib
 from images.models import model_factory
-from images.models.nasnet import cells
+from images.models.nets.nasnet import nasnet_utils
 from images.preprocessing import preprocessing_factory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,9 +74,14 @@ PUBLISHED_MULTIPLY_ADDS = {
     "pnasnet_large": 25.0e9, "pnasnet_mobile": 588e6, "inception_resnet_v2": 13.2e9,
 }
 
-# Networks whose tf-slim builder always makes its ``fc8`` classifier (feature mode prunes it):
-# their feature mode cannot share the classifier graph's variables.
-FC8_NETWORKS = ("alexnet_v2", "overfeat", "vgg_a", "vgg_16", "vgg_19")
+# slim's softmax end point: 'predictions' for the ResNets, none for the networks whose classifier
+# is the convolution fc8, 'Predictions' for the others.
+def _prediction_key(name):
+    if name.startswith("resnet_"):
+        return "predictions"
+    if name.startswith(("alexnet", "overfeat", "vgg")):
+        return None
+    return "Predictions"
 
 
 def _params(names):
@@ -238,7 +241,10 @@ def test_network(name):
             assert multiply_adds == pytest.approx(PUBLISHED_MULTIPLY_ADDS[name], rel=0.03)
 
         assert logits.shape.as_list() == [batch, classes]
-        assert {"Logits", "Predictions"} <= set(end_points)
+        key = _prediction_key(name)
+        if key:
+            assert end_points[key].shape.as_list() == [batch, classes]
+        assert not ({"Predictions", "predictions"} - {key}) & set(end_points)  # slim's only
         assert ("AuxLogits" in end_points) == record.has_aux_logits
         if record.has_aux_logits:
             assert end_points["AuxLogits"].shape.as_list() == [batch, classes]
@@ -252,20 +258,13 @@ def test_network(name):
         # Feature mode: pooled [batch, depth], on the classifier graph's own variables
         # (reuse=True fails on any variable the classifier graph lacks).
         depth = _classifier_input_depth(variables, classes)
-        if name in FC8_NETWORKS:
-            features = None
-            _check_pruned_feature_mode(name, size, variables, depth)
-        else:
-            with tf.variable_scope(tf.get_variable_scope(), reuse=True):
-                features, _ = model_factory.get_network_fn(name, 0, is_training=False)(
-                    images_in)
-            assert features.shape.as_list() == [batch, depth]
+        with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+            features, _ = model_factory.get_network_fn(name, 0, is_training=False)(images_in)
+        assert features.shape.as_list() == [batch, depth]
         if record.heavy:
             return
 
-        fetches = {"logits": logits, "loss": loss, "grads": grads}
-        if features is not None:
-            fetches["features"] = features
+        fetches = {"logits": logits, "loss": loss, "grads": grads, "features": features}
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             out = sess.run(fetches)
@@ -273,8 +272,7 @@ def test_network(name):
     assert all(np.isfinite(g).all() for g in out["grads"])
     zero = [v.op.name for v, g in zip(weights, out["grads"]) if not np.any(g)]
     assert zero == [], "variables whose gradient is zero"
-    if features is not None:
-        assert np.isfinite(out["features"]).all()
+    assert np.isfinite(out["features"]).all()
 
 
 @pytest.mark.parametrize("name", ["lenet", "mobilenet_v1_025"])  # MatMul, Conv2D, depthwise
@@ -284,19 +282,6 @@ def test_flop_count_equals_the_profiler(name):
         direct = flops_lib.multiply_adds_to(logits)
         assert direct > 0
         assert direct == flops_lib.profiler_multiply_adds_to(logits)
-
-
-def _check_pruned_feature_mode(name, size, classifier_variables, depth):
-    """AlexNet/OverFeat/VGG feature mode: fc7 pooled, the fc8 classifier pruned away."""
-    with tf.Graph().as_default():
-        features, end_points = model_factory.get_network_fn(name, None)(
-            tf.zeros([1, size, size, 3]))
-        names = {v.op.name for v in tf.global_variables()}
-        assert names == {v for v in classifier_variables if "/fc8/" not in v}
-        assert {v.op.name for v in tf.trainable_variables()} <= names
-        assert not [t for t in tf.losses.get_regularization_losses() if "/fc8/" in t.name]
-        assert features.shape.as_list() == [1, depth]
-        assert not [k for k in end_points if "fc8" in k]
 
 
 # ----------------------------------------------------------------------------- options
@@ -362,10 +347,12 @@ def test_nasnet_drop_path_follows_cell_depth_and_schedule():
     with tf.Graph().as_default():
         tf.set_random_seed(0)
         step = tf.placeholder(tf.int64, [])
-        cell = cells.Cell(cells.NASNET_A_NORMAL, 4, drop_path_keep_prob=0.5, total_num_cells=2,
-                          total_training_steps=10)
-        last = cell.drop_path(tf.constant(x), cell_num=1, current_step=step)   # keep 0.5
-        first = cell.drop_path(tf.constant(x), cell_num=0, current_step=step)  # keep 0.75
+        cell = nasnet_utils.NasNetANormalCell(4, drop_path_keep_prob=0.5, total_num_cells=2,
+                                              total_training_steps=10)
+        cell._cell_num = 1  # what building the cell sets  # pylint: disable=protected-access
+        last = cell._apply_drop_path(tf.constant(x), current_step=step)   # keep 0.5
+        cell._cell_num = 0
+        first = cell._apply_drop_path(tf.constant(x), current_step=step)  # keep 0.75
         with tf.Session() as sess:
             at_start = sess.run(last, {step: 0})
             at_end, first_at_end = sess.run([last, first], {step: 10})
@@ -384,64 +371,6 @@ def _trainer_size(name):
     return model_factory.get_model_record(name).min_image_size
 
 
-class _TrainerRuns:
-    """Background workers training the selected networks; results by name.
-
-    Two workers, each with every other network of the list: once the module's other tests are
-    done, the trainer runs are all that is left, and one process would leave a core idle.
-    """
-
-    WORKERS = 2
-
-    def __init__(self, names, workdir):
-        self.workers = {}  # name -> (process, results file, log file)
-        env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-        for i in range(self.WORKERS):
-            group = names[i::self.WORKERS]
-            if not group:
-                continue
-            out = os.path.join(workdir, "runs-%d.jsonl" % i)
-            log = open(os.path.join(workdir, "worker-%d.log" % i), "w")
-            proc = subprocess.Popen(
-                [sys.executable, os.path.join(DATA, "train_models_worker.py"), out,
-                 os.path.join(workdir, "train")] + ["%s:%d" % (n, _trainer_size(n))
-                                                    for n in group],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            self.workers.update({n: (proc, out, log) for n in group})
-
-    def result(self, name, timeout=1200):
-        proc, out, log = self.workers[name]
-        deadline = time.time() + timeout
-        while True:
-            found = self._read(out).get(name)
-            if found is not None:
-                return found
-            if proc.poll() is not None:
-                found = self._read(out).get(name)
-                if found is None:
-                    with open(log.name) as f:
-                        raise AssertionError("worker exited %s before %s:\n%s"
-                                             % (proc.returncode, name, f.read()[-4000:]))
-                return found
-            if time.time() > deadline:
-                raise AssertionError("no trainer result for %s in %ds" % (name, timeout))
-            time.sleep(0.5)
-
-    @staticmethod
-    def _read(out):
-        if not os.path.exists(out):
-            return {}
-        with open(out, encoding="utf-8") as f:
-            return {r["name"]: r for r in (json.loads(line) for line in f if line.strip())}
-
-    def stop(self):
-        for proc, _, log in set(self.workers.values()):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.close()
-
-
 @pytest.fixture(scope="module", autouse=True)
 def trainer_runs(request, tmp_path_factory):
     """Starts the trainer worker with the module when any trainer test is selected."""
@@ -451,7 +380,13 @@ def trainer_runs(request, tmp_path_factory):
     if not names:
         yield None
         return
-    runs = _TrainerRuns(names, str(tmp_path_factory.mktemp("zoo_trainer")))
+    workdir = str(tmp_path_factory.mktemp("zoo_trainer"))
+    # Two workers, each with every other network: once the module's other tests are done, the
+    # trainer runs are all that is left, and one process would leave a core idle.
+    runs = BackgroundRuns(os.path.join(DATA, "train_models_worker.py"),
+                          [(n, "%s:%d" % (n, _trainer_size(n))) for n in names], workdir,
+                          key_of=lambda record: record["name"],
+                          extra_args=[os.path.join(workdir, "train")])
     yield runs
     runs.stop()
 

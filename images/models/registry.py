@@ -5,6 +5,7 @@ every family and is the public entry point.
 """
 import dataclasses
 import fnmatch
+import inspect
 from typing import Callable, Dict, List, Optional
 
 
@@ -14,8 +15,10 @@ class ModelRecord:
 
     Attributes:
       name: registry name, e.g. ``resnet_v1_50``.
-      network_fn: ``fn(images, num_classes, is_training, **kwargs) -> (logits, end_points)``.
-        With ``num_classes`` 0 or None it returns the pooled features ``[batch, depth]`` instead.
+      network_fn: the TF-slim network function of :mod:`images.models.nets`
+        (``fn(images, num_classes, is_training=..., **kwargs) -> (net, end_points)``, slim's
+        defaults and end points); :func:`images.models.model_factory.get_network_fn` adapts its
+        feature mode to ``[batch, depth]``.
       arg_scope_fn: ``fn(weight_decay=...) -> arg_scope`` with the network's hyper-parameters.
       default_image_size: input side length the network was designed for.
       preprocessing_name: key into the preprocessing registry.
@@ -27,8 +30,9 @@ class ModelRecord:
       heavy: networks slow to build or run, which tests may run at a reduced input size.
       min_image_size: smallest input side the architecture accepts in training (auxiliary
         heads included).
-      supported_kwargs: which optional keyword arguments ``network_fn`` accepts
-        (``dropout_keep_prob``, ``global_pool``, ``spatial_squeeze``).
+      supported_kwargs: the optional keyword arguments ``network_fn`` accepts; None takes them
+        from its signature (every parameter but the images, ``num_classes`` and
+        ``is_training``).
     """
     name: str
     network_fn: Callable
@@ -41,7 +45,17 @@ class ModelRecord:
     family: str = ""
     heavy: bool = False
     min_image_size: Optional[int] = None
-    supported_kwargs: tuple = ("dropout_keep_prob",)
+    supported_kwargs: Optional[tuple] = None
+
+    @property
+    def options(self):
+        """The keyword arguments ``network_fn`` takes besides images, classes and mode."""
+        if self.supported_kwargs is not None:
+            return tuple(self.supported_kwargs)
+        parameters = list(inspect.signature(self.network_fn).parameters.values())[1:]
+        return tuple(p.name for p in parameters
+                     if p.name not in ("num_classes", "is_training")
+                     and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 _REGISTRY: Dict[str, ModelRecord] = {}

@@ -16,17 +16,27 @@ Two ways to run the network in a 16-bit type, both keeping the variables (master
 :func:`resolve_policy` picks the dtype and the way from the flags and the machine; see
 docs/distributed.md for the defaults and measured speeds.
 
+Not every op has a kernel for every type (``LRN`` and its gradient have float32 and float16 CPU
+kernels only, not bfloat16).  :func:`float32_fallback` builds such ops in float32 between casts,
+for any op and wherever it occurs: :func:`compute_dtype_scope` and the gradient computation of
+:class:`GradientPolicyOptimizer` turn it on.
+
 Loss scaling multiplies the loss before differentiation and divides the gradients right after, so
 everything downstream (the Horovod allreduce average, clipping, the update) sees true gradients.
 ``dynamic`` scaling skips a step whose gradients are not finite (weights and optimizer slots keep
 their values), halves the scale, and doubles it after ``growth_steps`` clean steps.
 """
+import collections
 import contextlib
 import dataclasses
+import functools
 import logging
+import threading
 from typing import Optional
 
 import tensorflow.compat.v1 as tf
+from tensorflow.python.framework import kernels as kernels_lib
+from tensorflow.python.framework import op_def_library, op_def_registry
 
 from images.utils.onednn import cpu_flags
 
@@ -55,13 +65,159 @@ def _master_weight_getter(compute_dtype):
 
 @contextlib.contextmanager
 def compute_dtype_scope(compute_dtype):
-    """Variables created inside are float32 and read as ``compute_dtype`` (a no-op for float32)."""
+    """Variables created inside are float32 and read as ``compute_dtype`` (a no-op for float32).
+
+    Ops created inside that have no kernel for their 16-bit type run in float32 between casts
+    (:func:`float32_fallback`).
+    """
     if compute_dtype == tf.float32:
         yield
         return
     with tf.variable_scope(tf.get_variable_scope(),
-                           custom_getter=_master_weight_getter(compute_dtype)):
+                           custom_getter=_master_weight_getter(compute_dtype)), \
+            float32_fallback():
         yield
+
+
+# --------------------------------------------------------------------------- kernel fallback
+LOW_PRECISION_DTYPES = (tf.float16, tf.bfloat16)
+
+_fallback = threading.local()
+_original_apply_op_helper = None
+_install_lock = threading.Lock()
+# How many ops of each type (with their 16-bit type) were built in float32, for tests and logs.
+FALLBACK_COUNTS = collections.Counter()
+
+
+@contextlib.contextmanager
+def float32_fallback():
+    """Ops created inside with no kernel for their 16-bit input type are built in float32.
+
+    Every TensorFlow op wrapper creates its op through ``op_def_library._apply_op_helper``; while
+    this context is active (in this thread), that call first looks at the types its 16-bit inputs
+    bind.  When no kernel registered for a device of this process accepts them (or the op's
+    definition excludes them) but float32 ones exist, those inputs are cast to float32, the op is
+    created in float32 and its outputs of those types are cast back.  The rest of the graph, and
+    the gradients (the casts' gradients cast back), keep the compute type.  Ops with a kernel,
+    and float32 graphs, are untouched.
+    """
+    _install_fallback()
+    _fallback.depth = getattr(_fallback, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _fallback.depth -= 1
+
+
+def _install_fallback():
+    global _original_apply_op_helper
+    with _install_lock:
+        if _original_apply_op_helper is None:
+            _original_apply_op_helper = op_def_library._apply_op_helper  # pylint: disable=protected-access
+            op_def_library._apply_op_helper = _apply_op_with_fallback  # pylint: disable=protected-access
+
+
+def _apply_op_with_fallback(op_type_name, name=None, **keywords):
+    if getattr(_fallback, "depth", 0) > 0 and not getattr(_fallback, "busy", False):
+        converted = _float32_plan(op_type_name, keywords)
+        if converted:
+            return _apply_in_float32(op_type_name, name, keywords, converted)
+    return _original_apply_op_helper(op_type_name, name=name, **keywords)
+
+
+def _dtype_of(value):
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    dtype = getattr(value, "dtype", None)
+    return dtype.base_dtype if isinstance(dtype, tf.DType) else None
+
+
+def _float32_plan(op_type_name, keywords):
+    """``{type attr: dtype}`` to build in float32 instead, or None to build the op as asked."""
+    op_def = op_def_registry.get(op_type_name)
+    if op_def is None:
+        return None
+    bound = {}
+    for arg in op_def.input_arg:
+        if arg.type_attr:
+            dtype = _dtype_of(keywords.get(arg.name))
+            if dtype in LOW_PRECISION_DTYPES:
+                bound[arg.type_attr] = dtype
+    for attr in op_def.attr:
+        value = keywords.get(attr.name)
+        if attr.type == "type" and isinstance(value, tf.DType) and value in LOW_PRECISION_DTYPES:
+            bound[attr.name] = value
+    if not bound:
+        return None
+    key = tuple(sorted((k, v.name) for k, v in bound.items()))
+    if _supported(op_type_name, key):
+        return None
+    as_float32 = tuple((k, "float32") for k, _ in key)
+    if not _supported(op_type_name, as_float32):
+        return None  # no better choice: let TensorFlow report it
+    log.debug("%s has no kernel for %s: built in float32 between casts", op_type_name, key)
+    return bound
+
+
+@functools.lru_cache(maxsize=None)
+def _supported(op_type_name, attr_types):
+    """Whether some kernel of ``op_type_name`` on this process's devices takes ``attr_types``."""
+    attr_types = dict(attr_types)
+    op_def = op_def_registry.get(op_type_name)
+    for attr in op_def.attr:
+        allowed = attr.allowed_values.list.type
+        if attr.name in attr_types and allowed and (
+                tf.as_dtype(attr_types[attr.name]).as_datatype_enum not in allowed):
+            return False
+    kernels = kernels_lib.get_registered_kernels_for_op(op_type_name).kernel
+    if not kernels:
+        return True  # nothing to go by: assume the op knows its types
+    devices = _device_types()
+    for kernel in kernels:
+        if kernel.device_type not in devices:
+            continue
+        if all(not c.allowed_values.list.type
+               or tf.as_dtype(attr_types[c.name]).as_datatype_enum in c.allowed_values.list.type
+               for c in kernel.constraint if c.name in attr_types):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=None)
+def _device_types():
+    return frozenset(d.device_type for d in tf.config.list_physical_devices()) | {"DEFAULT"}
+
+
+def _apply_in_float32(op_type_name, name, keywords, bound):
+    op_def = op_def_registry.get(op_type_name)
+    converted = set(bound)
+    FALLBACK_COUNTS[(op_type_name, ",".join(sorted(d.name for d in bound.values())))] += 1
+    _fallback.busy = True
+    try:
+        keywords = dict(keywords)
+        for arg in op_def.input_arg:
+            if arg.type_attr in converted and arg.name in keywords:
+                value = keywords[arg.name]
+                if isinstance(value, (list, tuple)):
+                    keywords[arg.name] = [tf.cast(v, tf.float32) for v in value]
+                else:
+                    keywords[arg.name] = tf.cast(value, tf.float32)
+        for attr in converted:
+            if attr in keywords:
+                keywords[attr] = tf.float32
+        structure, stateful, op, outputs = _original_apply_op_helper(
+            op_type_name, name=name, **keywords)
+        outputs, index = list(outputs), 0
+        for arg in op_def.output_arg:
+            count = (op.get_attr(arg.number_attr) if arg.number_attr else
+                     len(op.get_attr(arg.type_list_attr)) if arg.type_list_attr else 1)
+            if arg.type_attr in converted:
+                for i in range(index, index + count):
+                    outputs[i] = tf.cast(outputs[i], bound[arg.type_attr])
+            index += count
+        return structure, stateful, op, outputs
+    finally:
+        _fallback.busy = False
 
 
 # --------------------------------------------------------------------------- policy
@@ -239,6 +395,11 @@ class GradientPolicyOptimizer(tf.train.Optimizer):
         return tf.constant(self._ls.value if self._ls.mode == "static" else 1.0, tf.float32)
 
     def compute_gradients(self, loss, var_list=None, **kwargs):
+        # Gradient ops of a 16-bit network may lack a 16-bit kernel too.
+        with float32_fallback():
+            return self._compute_gradients(loss, var_list, **kwargs)
+
+    def _compute_gradients(self, loss, var_list, **kwargs):
         if self._ls.mode == "none":
             return self._opt.compute_gradients(loss, var_list=var_list, **kwargs)
         scale = self.loss_scale()

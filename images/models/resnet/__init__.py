@@ -1,6 +1,7 @@
-"""ResNet v1 and v2 at depths 50/101/152/200, built by ``tf_slim.nets``."""
+"""ResNet v1 and v2 at depths 50/101/152/200 in the registry: :mod:`images.models.nets.resnet_v1`
+and :mod:`images.models.nets.resnet_v2`."""
+from images.models.nets import resnet_v1, resnet_v2
 from images.models.registry import ModelRecord, register
-from images.models.resnet import resnet
 
 # Forward multiply-adds at 224x224 with the 1000/1001-way classifier, measured with TF's profiler
 # on these graphs (tests/test_models.py checks them).
@@ -11,12 +12,10 @@ _FLOPS = {
     "resnet_v2_200": 14.4e9,
 }
 
-for _version, _classes in (("v1", 1000), ("v2", 1001)):
+for _module, _classes in ((resnet_v1, 1000), (resnet_v2, 1001)):
     for _depth in (50, 101, 152, 200):
-        _name = "resnet_%s_%d" % (_version, _depth)
+        _name = "%s_%d" % (_module.__name__.rsplit(".", 1)[1], _depth)
         register(ModelRecord(
-            name=_name, network_fn=resnet.make_network_fn(_version, _depth),
-            arg_scope_fn=resnet.resnet_arg_scope, default_image_size=224,
-            preprocessing_name="vgg", flops=_FLOPS[_name], default_num_classes=_classes,
-            family="resnet", heavy=_depth > 50, min_image_size=32,
-            supported_kwargs=("global_pool", "spatial_squeeze", "output_stride")))
+            name=_name, network_fn=getattr(_module, _name), arg_scope_fn=_module.resnet_arg_scope,
+            default_image_size=224, preprocessing_name="vgg", flops=_FLOPS[_name],
+            default_num_classes=_classes, family="resnet", heavy=_depth > 50, min_image_size=32))

@@ -1,6 +1,7 @@
-"""LeNet-5 as in the TF-slim model library: two 5x5 convolutions, two FC layers.
+"""LeNet, TF-slim's ``nets.lenet``: two 5x5 convolutions, two FC layers.
 
-Variable scopes follow slim's ``LeNet`` so that slim checkpoints load.
+Variable scopes, end points and defaults follow slim's ``LeNet`` (``is_training=False`` by
+default, ``Predictions`` outside the network's scope, as slim builds them).
 """
 import tensorflow.compat.v1 as tf
 import tf_slim as slim
@@ -12,7 +13,7 @@ def lenet(images, num_classes=10, is_training=False, dropout_keep_prob=0.5,
 
     Args:
       images: float input batch.
-      num_classes: classifier width; 0 or None returns the 1024-wide ``fc3`` features.
+      num_classes: classifier width; 0 or None returns the 1024-wide ``fc3`` output.
       is_training: enables dropout.
       dropout_keep_prob: keep probability of the dropout before the classifier.
       prediction_fn: turns logits into ``end_points['Predictions']``.

@@ -1,13 +1,15 @@
-"""CifarNet as in the TF-slim model library (after the cuda-convnet CIFAR-10 network).
+"""CifarNet, TF-slim's ``nets.cifarnet`` (after the cuda-convnet CIFAR-10 network).
 
 Two 5x5 convolutions, each with 2x2 max-pooling and local response normalisation, then FC layers
-of 384 and 192 units.  Variable scopes, shapes and end points follow slim's ``CifarNet``.
+of 384 and 192 units.  Variable scopes, shapes, end points and defaults follow slim's
+``CifarNet`` (note slim's ``is_training=False`` default here).
 """
 import tensorflow.compat.v1 as tf
 import tf_slim as slim
 
 
-def _trunc_normal(stddev):
+def trunc_normal(stddev):
+    """slim's module attribute: a truncated-normal initialiser of ``stddev``."""
     return tf.truncated_normal_initializer(stddev=stddev)
 
 
@@ -17,7 +19,7 @@ def cifarnet(images, num_classes=10, is_training=False, dropout_keep_prob=0.5,
 
     Args:
       images: float input batch.
-      num_classes: classifier width; 0 or None returns the 192-wide ``fc4`` features.
+      num_classes: classifier width; 0 or None returns the 192-wide ``fc4`` output.
       is_training: enables dropout.
       dropout_keep_prob: keep probability of the dropout after ``fc3``.
       prediction_fn: turns logits into ``end_points['Predictions']``.
@@ -42,9 +44,9 @@ def cifarnet(images, num_classes=10, is_training=False, dropout_keep_prob=0.5,
             return net, end_points
         logits = end_points["Logits"] = slim.fully_connected(
             net, num_classes, biases_initializer=tf.zeros_initializer(),
-            weights_initializer=_trunc_normal(1 / 192.0), weights_regularizer=None,
+            weights_initializer=trunc_normal(1 / 192.0), weights_regularizer=None,
             activation_fn=None, scope="logits")
-    end_points["Predictions"] = prediction_fn(logits, scope="Predictions")
+        end_points["Predictions"] = prediction_fn(logits, scope="Predictions")
     return logits, end_points
 
 
@@ -60,7 +62,7 @@ def cifarnet_arg_scope(weight_decay=0.004):
         with slim.arg_scope(
                 [slim.fully_connected],
                 biases_initializer=tf.constant_initializer(0.1),
-                weights_initializer=_trunc_normal(0.04),
+                weights_initializer=trunc_normal(0.04),
                 weights_regularizer=slim.l2_regularizer(weight_decay),
                 activation_fn=tf.nn.relu) as sc:
             return sc
