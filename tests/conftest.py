@@ -64,7 +64,7 @@ def graph():
 # `make test` runs the files on two pytest-xdist workers, a file to a worker.  The zoo's file is
 # the longest (about a third of the suite, with its own background trainer process): starting it
 # first lets the other worker take the remaining files meanwhile instead of waiting at the end.
-FIRST_FILES = ("test_models.py",)
+FIRST_FILES = ("test_models.py", "test_precision.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
