@@ -435,6 +435,22 @@ def test_start_up_errors_say_what_to_fix(models, tmp_path):
         assert "no version of it is loaded (yet)" in reply.json()["error"]
 
 
+def test_a_grpc_port_already_served_is_refused():
+    from images.serving.config import ConfigError
+    from images.serving.core import ServerCore
+    from images.serving.grpc_server import make_server
+    core = ServerCore()
+    first, port = make_server(core, "127.0.0.1:0", max_workers=1)
+    try:
+        # Not bound beside the first server (gRPC's SO_REUSEPORT would split clients between
+        # two servers of different models).
+        with pytest.raises(ConfigError, match="cannot listen for gRPC on 127.0.0.1:%d \\(is "
+                                              "another server on that port" % port):
+            make_server(core, "127.0.0.1:%d" % port, max_workers=1)
+    finally:
+        first.stop(0)
+
+
 # -- models written by the project's exporters ---------------------------------------------------
 
 def _random_checkpoint(model_name, num_classes, path, channels):
