@@ -26,7 +26,7 @@ import binascii
 import json
 import logging
 import time
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 from fastapi import APIRouter, Request
@@ -208,8 +208,9 @@ def router(core: ServerCore, max_request_bytes: int, model_name: str = "",
         except BodyTooLarge as e:
             core.metrics.add(m.REQUEST_COUNT, model_name=model_name, status="INVALID_ARGUMENT")
             return _reply({"error": str(e)}, 413)
-        # The model runs on the app's request threads, never on the event loop.
-        executor: Optional[object] = getattr(request.app.state, "executor", None)
+        # The model runs on the app's request threads (create_app's), never on the event loop;
+        # in an app without them, on the loop's default pool.
+        executor = getattr(request.app.state, "executor", None)
         status, payload, name = await asyncio.get_running_loop().run_in_executor(
             executor, handler.process, body)
         if status == 200:
