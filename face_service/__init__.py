@@ -7,13 +7,15 @@
 
 It speaks PLSC's wire format, ``POST /FaceClassifyService/inference`` with
 ``{"base64_string": [...]}`` -> ``{"instance": [{"embedding": [...]}, ...]}``, which the model
-server of :mod:`images.serving` answers beside TF Serving's routes (and PLSC's own server did).
+server of :mod:`images.serving` answers on its REST port beside TF Serving's routes, with the
+model of its ``--plsc_model_name`` (``PLSCServer`` serves one, ``face``), as PLSC's own server did.
 The embedding is a face's vector, not a class: compare embeddings (cosine similarity, or the
 squared L2 distance of normalised ones) to decide whether two faces match.
 
 Built on :class:`images.serving.client.FaceService` (round-robin over the connected servers,
-skipping one that cannot be reached or is full).  Where PLSC's ``infer`` returned ``'retry'`` or
-``'fail'`` strings, this one raises :class:`ServingError` saying why.
+skipping one that cannot be reached or answers 503: queue full or shutting down).  Where PLSC's
+``infer`` returned ``'retry'`` or ``'fail'`` strings, this one raises :class:`ServingError` with
+the server's message and HTTP status.
 """
 import json
 

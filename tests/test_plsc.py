@@ -659,3 +659,90 @@ def test_plsc_server_resolves_models_and_checks_its_arguments(tmp_path):
         fs.run_multi(port_list=[])
     with pytest.raises(ValueError, match="as many gpu_index_list"):
         PLSCServer().run_multi(gpu_index_list=[0], port_list=[8010, 8011])
+    # PLSC's port is the HTTP port; gRPC goes to a socket of this object's own, not TCP 8500.
+    cmd = fs.command(8010)
+    assert "--rest_api_port=8010" in cmd and "--port=0" in cmd
+    assert "--model_name=face" in cmd and "--plsc_model_name=face" in cmd
+    sockets = [a.split("=", 1)[1] for a in cmd + fs.command(8011)
+               if a.startswith("--grpc_socket_path=")]
+    other = PLSCServer(with_gpu=False)
+    other.with_model(model_path=str(tmp_path / "save"))
+    sockets += [a.split("=", 1)[1] for a in other.command(8010)
+                if a.startswith("--grpc_socket_path=")]
+    assert len(set(sockets)) == 3 and all(len(p) < 100 for p in sockets)
+    fs.stop()
+    other.stop()
+    assert not any(os.path.exists(os.path.dirname(p)) for p in sockets)
+
+
+def test_run_multi_serves_each_port_with_grpc_on_its_own_socket(tmp_path):
+    import socket
+    import threading
+    import time
+
+    import grpc
+    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
+    from face_service import FaceService
+    from images.serving.toy_model import save_toy_model
+    from plsc_serving.run import PLSCServer
+    version = save_toy_model(str(tmp_path / "model"), 1, kind="embedding", seed=3)
+    jpeg = datagen.jpeg_bytes(datagen.class_image(1, np.random.RandomState(0)))
+    expected = _saved_model_embeddings(version, [jpeg])[0]
+    ports = [_free_port(), _free_port()]
+    fs = PLSCServer(with_gpu=False)
+    fs.with_model(model_path=str(tmp_path / "model"))
+    errors = []
+
+    def serve():
+        try:
+            fs.run_multi(port_list=ports)  # returns once stop() has ended the servers
+        except BaseException as e:  # noqa: BLE001  reported by the test below
+            errors.append(e)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 300
+        while not (len(fs.ports) == 2 and all(p.poll() is None for p in fs.p_list)
+                   and _answers(ports[1])):
+            assert not errors and thread.is_alive() and time.time() < deadline, errors
+            time.sleep(0.5)
+        fc = FaceService()
+        fc.connect_all_server(["127.0.0.1:%d" % p for p in ports])
+        for _ in ports:  # round-robin: each server once
+            np.testing.assert_allclose(fc.encode([jpeg])[0], expected, atol=1e-5)
+        fc.close()
+        conf = fs.show_conf()
+        assert conf["ports"] == ports and len(set(conf["grpc"])) == 2
+        for target in conf["grpc"]:
+            with grpc.insecure_channel(target) as channel:
+                request = get_model_status_pb2.GetModelStatusRequest()
+                request.model_spec.name = "face"
+                reply = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
+                    request, timeout=30)
+                assert reply.model_version_status[0].state == \
+                    get_model_status_pb2.ModelVersionStatus.AVAILABLE
+        # A port already taken is refused before a server starts, rather than the server that
+        # holds it answering for the new one.
+        second = PLSCServer(with_gpu=False)
+        second.with_model(model_path=str(tmp_path / "model"))
+        with pytest.raises(OSError, match="port %d on 0.0.0.0 is in use" % ports[0]):
+            second.run(port=ports[0])
+        assert second.p_list == []
+    finally:
+        fs.stop()
+        thread.join(60)
+    assert not thread.is_alive() and not errors, errors
+    for port in ports:
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def _answers(port):
+    import httpx
+    try:
+        return httpx.get("http://127.0.0.1:%d/v1/models/face" % port, timeout=2).status_code \
+            == 200
+    except httpx.HTTPError:
+        return False

@@ -1,11 +1,12 @@
 """The model server end to end, as a drop-in for TensorFlow Serving.
 
-One ``python -m images.serving`` process serves three models from a ``--model_config_file``:
+One ``python -m images.serving`` process serves four models from a ``--model_config_file``:
 half_plus_two (two versions on disk, version 123 served by a ``specific`` policy and labelled
 ``Version_Label``, as in TF Serving's HTTP handler tests), half_plus_three (the REST document's
-example) and a toy image classifier, with batching on.  It is driven with TF Serving's REST
-examples and handler-test cases, with the ``tensorflow-serving-api`` gRPC client on every RPC, and
-with a sweep of malformed requests, after which it must still answer correctly.
+example), a toy image classifier and a toy embedding model (``face``, which PLSC's route runs),
+with batching on.  It is driven with TF Serving's REST examples and handler-test cases, with the
+``tensorflow-serving-api`` gRPC client on every RPC, and with a sweep of malformed requests, after
+which it must still answer correctly.
 """
 import base64
 import io
@@ -78,14 +79,16 @@ def server(tmp_path_factory):
     two, three = write_all(str(root))
     os.rename(two, str(root / TWO))
     toy = save_toy_model(str(root / "toy"), 1, kind="classifier", num_classes=5, seed=0)
+    face = save_toy_model(str(root / "face"), 1, kind="embedding", seed=1)
     models = root / "models.config"
     models.write_text("""model_config_list {
       config { name: "%s" base_path: "%s" model_platform: "tensorflow"
                model_version_policy { specific { versions: 123 } }
                version_labels { key: "Version_Label" value: 123 } }
       config { name: "%s" base_path: "%s" model_platform: "tensorflow" }
-      config { name: "toy" base_path: "%s" model_platform: "tensorflow" } }
-    """ % (TWO, root / TWO, THREE, three, os.path.dirname(toy)))
+      config { name: "toy" base_path: "%s" model_platform: "tensorflow" }
+      config { name: "face" base_path: "%s" model_platform: "tensorflow" } }
+    """ % (TWO, root / TWO, THREE, three, os.path.dirname(toy), os.path.dirname(face)))
     (root / "monitoring.config").write_text("prometheus_config { enable: true }")
     (root / "batching.config").write_text("max_batch_size { value: 16 }\n"
                                           "batch_timeout_micros { value: 2000 }")
@@ -95,9 +98,9 @@ def server(tmp_path_factory):
         "--batching_parameters_file=%s" % (root / "batching.config"),
         "--monitoring_config_file=%s" % (root / "monitoring.config"),
         "--file_system_poll_wait_seconds=1", "--rest_api_read_timeout_in_ms=1500",
-        "--max_request_bytes=2000000")
+        "--max_request_bytes=2000000", "--plsc_model_name=face")
     channel = grpc.insecure_channel(target)
-    yield {"url": url, "proc": proc, "channel": channel, "root": root, "toy": toy,
+    yield {"url": url, "proc": proc, "channel": channel, "root": root, "toy": toy, "face": face,
            "log": log_path}
     channel.close()
     proc.send_signal(signal.SIGTERM)
@@ -277,7 +280,7 @@ def test_grpc_model_service_status_and_reload(server):
     reply = stub.GetModelStatus(status, timeout=30)
     assert [(s.version, s.state) for s in reply.model_version_status] == [
         (123, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
-    # Reload: serve version 124 of half_plus_two as well, drop the toy model.
+    # Reload: serve version 124 of half_plus_two as well, drop the toy and face models.
     from google.protobuf import text_format
     reload = model_management_pb2.ReloadConfigRequest()
     text_format.Parse("""model_config_list {
@@ -286,17 +289,22 @@ def test_grpc_model_service_status_and_reload(server):
       config { name: "%s" base_path: "%s" model_platform: "tensorflow" } }"""
                       % (TWO, server["root"] / TWO, THREE,
                          server["root"] / THREE), reload.config)
-    toy = reload.config.model_config_list.config  # ... and the toy model, dropped
+    toy = reload.config.model_config_list.config  # ... and the toy models, dropped
     assert len(toy) == 2
     assert stub.HandleReloadConfigRequest(reload, timeout=120).status.error_code == 0
     reply = stub.GetModelStatus(status, timeout=30)
     assert [s.version for s in reply.model_version_status] == [124, 123]
     assert httpx.get(server["url"] + "/v1/models/toy").status_code == 404
-    keep = reload.config.model_config_list.config.add()
-    keep.name, keep.base_path, keep.model_platform = "toy", os.path.dirname(server["toy"]), \
-        "tensorflow"
+    gone = post(server, "/FaceClassifyService/inference",
+                {"base64_string": [b64(image_bytes(3))["b64"]]})
+    assert gone.status_code == 404 and "Latest(face)" in gone.json()["error"]
+    for name in ("toy", "face"):
+        keep = reload.config.model_config_list.config.add()
+        keep.name, keep.base_path, keep.model_platform = name, os.path.dirname(server[name]), \
+            "tensorflow"
     assert stub.HandleReloadConfigRequest(reload, timeout=120).status.error_code == 0
     assert httpx.get(server["url"] + "/v1/models/toy").status_code == 200
+    assert httpx.get(server["url"] + "/v1/models/face").status_code == 200
     bad = model_management_pb2.ReloadConfigRequest()
     text_format.Parse('model_config_list { config { name: "x" base_path: "relative" '
                       'model_platform: "tensorflow" } }', bad.config)
@@ -392,6 +400,22 @@ def malformed_corpus():
         ("GET", "/v1/models/a%00b", b""), ("GET", "/nowhere", b""),
         ("POST", "/monitoring/prometheus/metrics", b"x"),
     ]
+    # PLSC's route (--plsc_model_name=face) on the same server.
+    plsc, image = "/FaceClassifyService/inference", b64(image_bytes(2))["b64"]
+    corpus += [("POST", plsc, body) for body in (
+        deep, b"{" * 50000, b"", b"\xff\xfe\x00{", b"\x00" * 100, '{"base64_string": ["\\ud800"]}',
+        [image], {"base64_string": image}, {"base64_string": None}, {"base64_string": []},
+        {"base64_string": [None]}, {"base64_string": [[image]]},
+        {"base64_string": [{"b64": image}]},
+        {"base64_string": ["!!!"]}, {"base64_string": ["aGk"]}, {"base64_string": ["\u00e9"]},
+        {"base64_string": [b64(b"not an image")["b64"]]},
+        {"base64_string": [b64(huge_png())["b64"]]},
+        {"base64_string": [image] * 17},  # more than --batching_parameters_file's 16
+        b'{"base64_string": [' + b'"aGk=",' * 200000 + b'"aGk="]}')]
+    corpus += [(method, plsc, b"") for method in ("GET", "PUT", "DELETE", "PATCH", "HEAD",
+                                                  "OPTIONS")]
+    corpus += [("POST", plsc + "/x", {"base64_string": [image]}),
+               ("POST", plsc.lower(), {"base64_string": [image]})]
     return corpus
 
 
@@ -410,6 +434,20 @@ def test_malformed_requests_get_4xx_and_the_server_keeps_answering(server):
     assert not failures, failures
     assert post(server, "/v1/models/%s:predict" % THREE, {"instances": [1.0]}).json() == {
         "predictions": [3.5]}
+    assert len(post(server, "/FaceClassifyService/inference", {"base64_string": [b64(
+        image_bytes(4))["b64"]]}).json()["instance"]) == 1
+
+
+def test_plsc_route_beside_tf_servings_routes(server):
+    images = [image_bytes(10 + i) for i in range(3)]
+    reply = post(server, "/FaceClassifyService/inference",
+                 {"base64_string": [b64(img)["b64"] for img in images]})
+    assert reply.status_code == 200, reply.text
+    embeddings = [item["embedding"] for item in reply.json()["instance"]]
+    want = post(server, "/v1/models/face:predict",
+                {"instances": [b64(img) for img in images]}).json()["predictions"]
+    np.testing.assert_allclose(embeddings, want, rtol=1e-5, atol=1e-6)
+    assert np.asarray(embeddings).shape == (3, 8)
 
 
 def test_stalled_clients_are_dropped(server):
@@ -474,7 +512,14 @@ def test_sigterm_finishes_requests_in_flight_and_drops_a_stalled_client(tmp_path
 
 
 def test_unknown_and_unsupported_flags_are_refused_by_name(tmp_path):
+    toy = os.path.dirname(save_toy_model(str(tmp_path / "toy"), 1, kind="embedding"))
     for flags, message in [(["--model_base_path=/x", "--no_such_flag=1"], "no_such_flag"),
+                           (["--model_base_path=/x", "--plsc_model_name=m",
+                             "--rest_api_port=0"], "--rest_api_port=0 turns REST off"),
+                           (["--model_base_path=%s" % toy, "--model_name=face",
+                             "--plsc_model_name=fcae", "--rest_api_port=%d" % free_port(),
+                             "--port=%d" % free_port()],
+                            "--plsc_model_name=fcae names no served model (served: face)"),
                            (["--model_base_path=/x", "--ssl_config_file=/c"], "ssl_config_file"),
                            (["--model_base_path=/x", "--batching_parameters_file=/b"],
                             "without setting --enable_batching"),

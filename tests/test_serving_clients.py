@@ -22,6 +22,7 @@ import uvicorn
 from PIL import Image
 
 from conftest import run_script
+from images.serving import plsc_route
 from images.serving.app import create_app
 from images.serving.client import FaceService, ImageClassifier, ServingClient, ServingError
 from images.serving.config import VersionPolicy
@@ -67,10 +68,11 @@ def free_port():
 
 
 class ThreadServer:
-    """uvicorn serving a ModelManager from a thread of the test process."""
+    """uvicorn serving a ModelManager (or a ServerCore) from a thread of the test process."""
 
     def __init__(self, manager, **app_kwargs):
         self.manager = manager
+        self.ready_model = getattr(manager, "model_name", None) or sorted(manager.models)[0]
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -87,7 +89,7 @@ class ThreadServer:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                httpx.get(self.url + "/v1/models/%s" % self.manager.model_name, timeout=2)
+                httpx.get(self.url + "/v1/models/%s" % self.ready_model, timeout=2)
                 return self
             except httpx.TransportError:
                 time.sleep(0.05)
@@ -433,6 +435,22 @@ def test_start_up_errors_say_what_to_fix(models, tmp_path):
         assert "no version of it is loaded (yet)" in reply.json()["error"]
 
 
+def test_a_grpc_port_already_served_is_refused():
+    from images.serving.config import ConfigError
+    from images.serving.core import ServerCore
+    from images.serving.grpc_server import make_server
+    core = ServerCore()
+    first, port = make_server(core, "127.0.0.1:0", max_workers=1)
+    try:
+        # Not bound beside the first server (gRPC's SO_REUSEPORT would split clients between
+        # two servers of different models).
+        with pytest.raises(ConfigError, match="cannot listen for gRPC on 127.0.0.1:%d \\(is "
+                                              "another server on that port" % port):
+            make_server(core, "127.0.0.1:%d" % port, max_workers=1)
+    finally:
+        first.stop(0)
+
+
 # -- models written by the project's exporters ---------------------------------------------------
 
 def _random_checkpoint(model_name, num_classes, path, channels):
@@ -535,3 +553,130 @@ def test_face_service_on_an_embedding_model_from_the_largescale_export(tmp_path)
     # The default output is the L2-normalised embedding used for cosine verification.
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
     assert_close(embeddings, raw / np.linalg.norm(raw, axis=1, keepdims=True))
+
+
+# -- PLSC's route: POST /FaceClassifyService/inference beside TF Serving's ------------------------
+
+def plsc_core(models, batching=BatchingOptions(), max_image_pixels=0):
+    """A core serving the embedding model 'face' (face_a) and the classifier 'toy'."""
+    from images.serving.core import CoreOptions, ServerCore
+    from images.serving.metrics import server_metrics
+    metrics = server_metrics()
+    scheduler = batching.make_scheduler(metrics)
+    managers = [ModelManager(name, os.path.dirname(models[key]), poll_seconds=0,
+                             batching=batching, metrics=metrics, scheduler=scheduler)
+                for name, key in (("face", "face_a"), ("toy", "toy"))]
+    return ServerCore(CoreOptions(max_image_pixels=max_image_pixels), managers)
+
+
+def plsc_post(url, body):
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    return httpx.post(url + plsc_route.ROUTE, content=data, timeout=60)
+
+
+def test_plsc_route_serves_the_chosen_model_beside_tf_servings_routes(models):
+    from face_service import FaceService as PLSCFaceService
+    core = plsc_core(models, max_image_pixels=10_000)
+    images = [make_image(700 + i) for i in range(3)]
+    want = direct_images(models["face_a"], images)["embeddings"]
+    with ThreadServer(core, max_request_bytes=200_000, metrics_path="/metrics",
+                      extra_routers=[plsc_route.router(core, 200_000, "face")]) as server:
+        with PLSCFaceService() as fc:
+            fc.connect(server.address)
+            got = fc.encode(images)
+            assert isinstance(got, list) and all(isinstance(row, list) for row in got)
+            assert_close(got, want)
+            # URL-safe base64 is taken too; the reply is PLSC's.
+            urlsafe = base64.urlsafe_b64encode(images[1]).decode()
+            reply = fc.infer(json.dumps({"base64_string": [urlsafe]}))
+            assert list(reply) == ["instance"] and list(reply["instance"][0]) == ["embedding"]
+            assert_close(reply["instance"][0]["embedding"], want[1])
+        assert_close(predict(server.url, {"instances": [b64(images[2])]}, model="face").json()[
+            "predictions"][0], want[2])
+        good = b64(images[0])["b64"]
+        for body, status, message in [
+                (b"{", 400, "JSON Parse error"),
+                (b"[" * 100000, 400, "nested too deeply"),
+                ({"base64_string": "x"}, 400, "\"base64_string\" of JSON type String"),
+                ({"images": [good]}, 400, "no \"base64_string\" key"),
+                ({"base64_string": [good, 5]}, 400, "base64_string[1] is of JSON type Number"),
+                ({"base64_string": [good, "!!"]}, 400, "base64_string[1] is not valid base64"),
+                ({"base64_string": []}, 400, "send at least one image"),
+                ({"base64_string": [b64(b"junk")["b64"]]}, 400,
+                 "could not process the images: Unknown image file format"),
+                ({"base64_string": [good, b64(make_image(1, size=(200, 200)))["b64"]]}, 400,
+                 "base64_string[1] holds a JPEG image of 200x200 pixels"),
+                (b"x" * 200_001, 413, "--max_request_bytes")]:
+            reply = plsc_post(server.url, body)
+            assert reply.status_code == status and message in reply.json()["error"], reply.text
+        wrong_method = httpx.get(server.url + plsc_route.ROUTE)
+        assert wrong_method.status_code == 405 and "takes POST" in wrong_method.json()["error"]
+        text = httpx.get(server.url + "/metrics").text
+        assert ':tensorflow:serving:request_count{model_name="face",status="OK"}' in text
+        assert ':tensorflow:serving:request_count{model_name="face",status="INVALID_ARGUMENT"}' \
+               in text
+        assert 'model_name="face",API="FaceClassifyService",entrypoint="REST"' in text
+
+
+def test_plsc_route_model_choice_and_model_failures(models, monkeypatch):
+    from images.serving.core import CoreOptions, ServerCore
+    from images.serving.plsc_route import PLSCHandler
+    core = plsc_core(models)
+    core.start()
+    body = json.dumps({"base64_string": [b64(make_image(5))["b64"]]}).encode()
+    want = direct_images(models["face_a"], [make_image(5)])["embeddings"]
+    try:
+        status, payload, _ = PLSCHandler(core).process(body)
+        assert status == 400 and "this server serves several (face, toy): start it with " \
+                                 "--plsc_model_name=NAME" in payload["error"]
+        status, payload, _ = PLSCHandler(core, "nope").process(body)
+        assert (status, payload) == (404, {"error": "Servable not found for request: "
+                                                    "Latest(nope)"})
+        status, payload, _ = PLSCHandler(core, "toy").process(body)
+        assert status == 400 and "model 'toy' has no signature taking encoded images" in \
+            payload["error"]
+        # One model served: the route needs no name.
+        status, payload, name = PLSCHandler(ServerCore(CoreOptions(), [core.models["face"]]),
+                                            timeout_ms=30000).process(body)
+        assert (status, name) == (200, "face")
+        assert_close(payload["instance"][0]["embedding"], want[0])
+        # The model failing is reported as TF Serving reports it (INTERNAL: 500, the error).
+        with core.use("face") as loaded:
+            def fail(*args, **kwargs):
+                raise tf.errors.InternalError(None, None, "the kernel exploded")
+            monkeypatch.setattr(loaded.servable, "run", fail)
+            status, payload, _ = PLSCHandler(core, "face").process(body)
+            assert (status, payload) == (500, {"error": "model 'face' version 1 signature "
+                                                        "'serving_default' failed: the kernel "
+                                                        "exploded"})
+            monkeypatch.setattr(loaded.servable, "run", lambda *args, **kwargs: {
+                "embeddings": np.zeros((2, 8), np.float32)})
+            status, payload, _ = PLSCHandler(core, "face").process(body)
+            assert status == 500 and "returned 'embeddings' of float32 [2, 8] for 1 images" in \
+                payload["error"]
+    finally:
+        core.stop(5)
+
+
+def test_plsc_route_answers_503_when_the_queue_is_full(models):
+    from face_service import FaceService as PLSCFaceService
+    core = plsc_core(models, BatchingOptions(True, max_batch_size=4, batch_timeout_s=2.0,
+                                             max_enqueued_batches=1, num_threads=1))
+    image = b64(make_image(1))["b64"]
+    with ThreadServer(core, extra_routers=[plsc_route.router(core, 1 << 20, "face")]) as server:
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            waiting = [pool.submit(plsc_post, server.url, {"base64_string": [image]})
+                       for _ in range(3)]
+            assert wait_for(lambda: core.counters()["waiting"] == 3, 10)
+            # 3 images wait for a batch of 4; 2 more would pass the bound of 1 batch.
+            refused = plsc_post(server.url, {"base64_string": [image] * 2})
+            assert refused.status_code == 503
+            assert refused.json()["error"].startswith(
+                "The batch scheduling queue to which this task was submitted is full")
+            with PLSCFaceService(timeout=10) as fc:  # 503: the client tries its next server
+                fc.connect(server.address)
+                with pytest.raises(ServingError, match="no server could answer: The batch "
+                                                       "scheduling queue"):
+                    fc.encode([make_image(1)] * 2)
+            assert [f.result().status_code for f in waiting] == [200, 200, 200]
+        assert len(plsc_post(server.url, {"base64_string": [image] * 2}).json()["instance"]) == 2

@@ -3,7 +3,8 @@
     python -m images.serving --model_base_path=DIR --model_name=NAME --rest_api_port=8501
 
 The server (:mod:`images.serving.core`, :mod:`images.serving.manager`, the REST API in
-:mod:`images.serving.app`, gRPC in :mod:`images.serving.grpc_server`) loads SavedModels from TF
+:mod:`images.serving.app`, gRPC in :mod:`images.serving.grpc_server`, PLSC's
+``/FaceClassifyService/inference`` in :mod:`images.serving.plsc_route`) loads SavedModels from TF
 Serving's numbered layout ``DIR/<version>/saved_model.pb``; the clients
 (:mod:`images.serving.client`) speak HTTP and never call TensorFlow.  See docs/serving.md.
 """

@@ -5,8 +5,10 @@
     python -m images.serving --model_config_file=models.config
 
 gRPC (TF Serving's PredictionService and ModelService) listens on ``--port``, the REST API on
-``--rest_api_port``.  The flags are tensorflow_model_server's (2.15), with the same meanings and
-defaults; an unknown flag is refused by name.  SIGINT / SIGTERM stop taking connections, drop
+``--rest_api_port``, beside PLSC's ``POST /FaceClassifyService/inference`` (the model of
+``--plsc_model_name``, or the only one served; see :mod:`images.serving.plsc_route`).  The
+flags are tensorflow_model_server's (2.15), with the same meanings and defaults; an unknown flag
+is refused by name.  SIGINT / SIGTERM stop taking connections, drop
 clients still sending their request, finish the requests in flight, then exit.
 """
 import logging
@@ -116,6 +118,8 @@ flags.DEFINE_integer("rest_api_read_timeout_in_ms", 30000, "a REST client must s
 flags.DEFINE_float("graceful_shutdown_timeout_seconds", 30.0,
                    "on SIGTERM, how long requests in flight may take", lower_bound=0.0)
 flags.DEFINE_boolean("access_log", False, "log one line per REST request")
+flags.DEFINE_string("plsc_model_name", "", "the model PLSC's POST /FaceClassifyService/inference "
+                    "runs (\"\": the only model served; with several, set this)")
 flags.DEFINE_enum("log_level", "info", ["debug", "info", "warning", "error"], "server log level")
 
 VERSION = "fastnn model server 0.1 (TensorFlow Serving 2.15 API)"
@@ -148,6 +152,9 @@ def _check_flags():
     if FLAGS.rest_api_port and FLAGS.rest_api_port == FLAGS.port:
         raise app.UsageError("--rest_api_port cannot be the same as --port (%d); pick another"
                              % FLAGS.port)
+    if FLAGS.plsc_model_name and not FLAGS.rest_api_port:
+        raise app.UsageError("--plsc_model_name picks the model of PLSC's REST route, but "
+                             "--rest_api_port=0 turns REST off: set --rest_api_port")
     if not FLAGS.model_base_path and not FLAGS.model_config_file:
         raise app.UsageError("Both --model_base_path and --model_config_file are empty: give "
                              "the model's directory of numbered versions (e.g. "
@@ -206,6 +213,7 @@ def main(argv):
 
     import images  # noqa: F401  (compat shim)
     from images.serving import config as cfg
+    from images.serving import plsc_route
     from images.serving.app import create_app
     from images.serving.core import CoreOptions, ServerCore
     from images.serving.errors import ServingError
@@ -241,6 +249,10 @@ def main(argv):
             num_unload_threads=FLAGS.num_unload_threads)
         core = ServerCore(options)
         core.start(specs)
+        if FLAGS.plsc_model_name and FLAGS.plsc_model_name not in core.models:
+            core.stop(1.0)
+            raise cfg.ConfigError("--plsc_model_name=%s names no served model (served: %s)"
+                                  % (FLAGS.plsc_model_name, ", ".join(sorted(core.models))))
     except (cfg.ConfigError, ModelLoadError, ServingError) as e:
         sys.exit("Failed to start server. Error: %s" % e)
     batching = core.scheduler is not None
@@ -272,9 +284,12 @@ def main(argv):
         stop_grpc()
         core.stop(grace)
         return
+    plsc = plsc_route.router(core, FLAGS.max_request_bytes, FLAGS.plsc_model_name,
+                             FLAGS.rest_api_timeout_in_ms)
     application = create_app(core, FLAGS.max_request_bytes, FLAGS.rest_api_timeout_in_ms,
                              metrics_path, FLAGS.rest_api_enable_cors_support,
-                             FLAGS.rest_api_num_threads, on_shutdown=[stop.set, stop_grpc])
+                             FLAGS.rest_api_num_threads, extra_routers=[plsc],
+                             on_shutdown=[stop.set, stop_grpc])
     log.info("Exporting HTTP/REST API at:%s:%d ...", FLAGS.host, FLAGS.rest_api_port)
     config = uvicorn.Config(
         application, host=FLAGS.host, port=FLAGS.rest_api_port, log_level=FLAGS.log_level,

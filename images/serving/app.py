@@ -190,6 +190,32 @@ class RestHandler:
                         loaded.servable.signature_def_map(), preserve_names=True)}}
 
 
+class BodyTooLarge(Exception):
+    """A request body over the server's ``--max_request_bytes`` (answered with 413)."""
+
+
+async def read_body(request: Request, max_request_bytes: int) -> bytes:
+    """The request body, read no further than ``max_request_bytes``.
+
+    Raises:
+      BodyTooLarge: the declared or the received length is over the limit.
+      ClientDisconnect: the client left before sending it all.
+    """
+    too_large = BodyTooLarge("request body is larger than the server's limit of %d bytes "
+                             "(--max_request_bytes): send fewer examples per request"
+                             % max_request_bytes)
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > max_request_bytes:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_request_bytes:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def fill_status(response, states):
     """Fills a GetModelStatusResponse from ``[(version, state, error)]``."""
     from tensorflow_serving.apis import get_model_status_pb2
@@ -252,6 +278,7 @@ def create_app(core: Union[ServerCore, ModelManager],
                   description="TensorFlow Serving's REST API; models: %s" % names,
                   version="1", lifespan=lifespan)
     app.state.core = core
+    app.state.executor = executor  # extra routers run their blocking work on it too
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, exc):
@@ -261,32 +288,18 @@ def create_app(core: Union[ServerCore, ModelManager],
                                                                        request.url.path)
         return _json({"error": str(detail)}, exc.status_code, cors_headers)
 
-    async def read_body(request: Request) -> bytes:
-        declared = request.headers.get("content-length", "")
-        if declared.isascii() and declared.isdigit() and int(declared) > max_request_bytes:
-            raise ServingError("INVALID_ARGUMENT", "")  # replaced below by a 413
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_request_bytes:
-                raise ServingError("INVALID_ARGUMENT", "")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     async def dispatch(request: Request):
         start = time.monotonic()
         method = request.method
         path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
         path = path.split("?", 1)[0]
         try:
-            body = await read_body(request)
+            body = await read_body(request, max_request_bytes)
         except ClientDisconnect:
             return Response(status_code=499)  # nobody reads it: the client left
-        except ServingError:
+        except BodyTooLarge as e:
             core.metrics.add(m.REQUEST_COUNT, model_name="", status="INVALID_ARGUMENT")
-            return _json({"error": "request body is larger than the server's limit of %d bytes "
-                                   "(--max_request_bytes): send fewer examples per request"
-                                   % max_request_bytes}, 413, cors_headers)
+            return _json({"error": str(e)}, 413, cors_headers)
         if method == "OPTIONS":
             origin = request.headers.get("origin", "")
             if re.search(r"https?://", origin):

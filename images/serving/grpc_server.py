@@ -240,6 +240,16 @@ def channel_arguments(text: str) -> List[Tuple[str, object]]:
     return args
 
 
+def _bind(server, address, message):
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio raises where older versions returned 0
+        port = 0
+    if not port:
+        raise cfg.ConfigError(message)
+    return port
+
+
 def make_server(core: ServerCore, address: str = "", socket_path: str = "",
                 max_workers: int = 8, max_message_bytes: int = 32 << 20,
                 options: Tuple = (), as_content: bool = False) -> Tuple[grpc.Server, int]:
@@ -254,21 +264,26 @@ def make_server(core: ServerCore, address: str = "", socket_path: str = "",
       options: more gRPC channel arguments.
       as_content: write output tensors as ``tensor_content``.
     """
+    options = list(options)
+    if not any(key == "grpc.so_reuseport" for key, _ in options):
+        # gRPC sets SO_REUSEPORT, so a second server would bind a port already served and the
+        # kernel would split clients between the two: refuse the port instead (a user can still
+        # pass --grpc_channel_arguments=grpc.so_reuseport=1).
+        options.append(("grpc.so_reuseport", 0))
     server = grpc.server(
         concurrent.futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", max_message_bytes),
-                 ("grpc.max_send_message_length", -1)] + list(options))
+                 ("grpc.max_send_message_length", -1)] + options)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(core, as_content), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core, as_content),
                                                               server)
     port = 0
     if address:
-        port = server.add_insecure_port(address)
-        if not port:
-            raise cfg.ConfigError("cannot listen for gRPC on %s" % address)
+        port = _bind(server, address, "cannot listen for gRPC on %s (is another server on that "
+                                      "port? pick another --port)" % address)
     if socket_path:
-        if not server.add_insecure_port("unix:" + socket_path):
-            raise cfg.ConfigError("cannot listen for gRPC on the UNIX socket %s" % socket_path)
+        _bind(server, "unix:" + socket_path, "cannot listen for gRPC on the UNIX socket %s"
+              % socket_path)
     server.start()
     return server, port

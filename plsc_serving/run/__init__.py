@@ -5,14 +5,18 @@
     fs.run(gpu_index=0, port=8010)          # serves until Ctrl-C / SIGTERM
 
 Each ``run`` starts the model server of :mod:`images.serving` (``python -m images.serving``) in
-a process of its own on ``port``: PLSC's route ``/FaceClassifyService/inference`` (what
-``face_service.FaceService`` sends) beside TF Serving's REST API.  PLSC's server downloaded
-Paddle Serving binaries; this one serves the SavedModel that ``Entry.convert_for_prediction``
-exports.  ``with_gpu=True`` (PLSC's default) uses GPU ``gpu_index`` when TensorFlow sees one and
-says so when it serves on the CPU instead.
+a process of its own.  PLSC's ``port`` is its HTTP port (``--rest_api_port``): PLSC's route
+``/FaceClassifyService/inference`` (what ``face_service.FaceService`` sends) beside TF Serving's
+REST API, with the model named ``face``.  The server's gRPC API listens on a UNIX socket in a
+private directory (``show_conf`` says where) instead of TCP port 8500, so several PLSC servers,
+or one beside a TF Serving-style server, never share a gRPC port.  PLSC's server downloaded Paddle
+Serving binaries; this one serves the SavedModel that ``Entry.convert_for_prediction`` exports.
+``with_gpu=True`` (PLSC's default) uses GPU ``gpu_index`` when TensorFlow sees one and says so
+when it serves on the CPU instead.
 """
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,6 +81,7 @@ class PLSCServer:
         self.model_path = None
         self.base_path = None
         self.host = "0.0.0.0"
+        self.socket_dir = None
 
     def with_model(self, model_path=None):
         """Sets the model to serve (see :func:`resolve_model_path`)."""
@@ -99,6 +104,7 @@ class PLSCServer:
         conf = {"model_path": self.model_path, "base_path": self.base_path,
                 "model_name": MODEL_NAME, "with_gpu": self.with_gpu_flag,
                 "gpu_visible": self._gpu_visible(), "ports": list(self.ports),
+                "grpc": ["unix:" + self.grpc_socket(port) for port in self.ports],
                 "routes": ["/FaceClassifyService/inference", "/v1/models/%s:predict"
                            % MODEL_NAME]}
         for key, value in conf.items():
@@ -114,9 +120,28 @@ class PLSCServer:
         except (OSError, subprocess.SubprocessError):
             return False
 
-    def _start(self, gpu_index, port):
+    def grpc_socket(self, port):
+        """The UNIX socket of the gRPC API of the server on HTTP ``port``."""
+        if self.socket_dir is None:
+            # Short (a socket path has at most 107 bytes) and private to this object.
+            self.socket_dir = tempfile.mkdtemp(prefix="plsc_grpc_")
+        return os.path.join(self.socket_dir, "%d.sock" % int(port))
+
+    def command(self, port):
+        """The model server's command line for HTTP ``port``."""
         if self.base_path is None:
             raise ValueError("no model: call with_model(model_path=...) before run")
+        return [sys.executable, "-m", "images.serving", "--model_base_path=" + self.base_path,
+                "--model_name=" + MODEL_NAME, "--plsc_model_name=" + MODEL_NAME,
+                "--rest_api_port=%d" % int(port), "--port=0",
+                "--grpc_socket_path=" + self.grpc_socket(port), "--host=" + self.host]
+
+    def _start(self, gpu_index, port):
+        cmd = self.command(port)
+        if int(port) in self.ports:
+            raise ValueError("this PLSCServer already serves on port %d; pick another port"
+                             % int(port))
+        _check_port_free(self.host, int(port))
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if self.with_gpu_flag and self._gpu_visible():
@@ -125,8 +150,6 @@ class PLSCServer:
         else:
             env["CUDA_VISIBLE_DEVICES"] = ""
             where = "the CPU" + (" (no GPU visible)" if self.with_gpu_flag else "")
-        cmd = [sys.executable, "-m", "images.serving", "--model_base_path=" + self.base_path,
-               "--model_name=" + MODEL_NAME, "--port=%d" % int(port), "--host=" + self.host]
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
         print("Start serving on %s port = %d" % (where, int(port)), flush=True)
         self.p_list.append(proc)
@@ -154,9 +177,15 @@ class PLSCServer:
     def run(self, gpu_index=0, port=8866):
         """Starts a server on ``port`` and, unless called by :meth:`run_multi`, serves until
         Ctrl-C or SIGTERM, then stops it."""
-        self._start(gpu_index, port)
-        if not self.run_m:
-            self.hold()
+        if self.run_m:
+            self._start(gpu_index, port)
+            return 0
+        try:
+            self._start(gpu_index, port)
+        except BaseException:
+            self.stop()
+            raise
+        self.hold()
         return 0
 
     def run_multi(self, gpu_index_list=[], port_list=[]):  # noqa: B006  (PLSC's signature)
@@ -208,6 +237,22 @@ class PLSCServer:
                 proc.wait()
         self.p_list = []
         self.ports = []
+        if self.socket_dir is not None:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+            self.socket_dir = None
+
+
+def _check_port_free(host, port):
+    """Raises OSError when ``port`` is taken: otherwise the server that holds it could answer the
+    readiness check of the one being started, which would then exit unnoticed."""
+    import socket
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            raise OSError(e.errno, "port %d on %s is in use (%s): pick another port for "
+                                   "PLSCServer.run" % (port, host, e.strerror)) from None
 
 
 def _raise_interrupt(signum, frame):
