@@ -232,7 +232,9 @@ def train(cluster, record, dataset):
             FLAGS.hooks) else None),
         files=files, mock_steps=resume_state.mock_batches(FLAGS.num_epochs, samples_per_epoch,
                                                           FLAGS.batch_size, cluster.size))
-    if plan.complete:  # a finished job restarted: leave every file as it is
+    # A finished job restarted leaves every file as it is; without the run's record nothing
+    # says the checkpoint is this model's, so the restore below must prove it first.
+    if plan.complete and run_dir.read_resolved(FLAGS.train_dir):
         if is_chief:
             log.info("%s", resume_state.completion_message(plan, FLAGS.train_dir))
         return 0

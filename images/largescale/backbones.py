@@ -83,7 +83,7 @@ def makes_embedding(backbone):
     """True when ``backbone`` produces the embedding itself (no extra embedding layer)."""
     if isinstance(backbone, str):
         from images.models import model_factory
-        return "embedding_size" in model_factory.get_model_record(backbone).supported_kwargs
+        return "embedding_size" in model_factory.get_model_record(backbone).options
     return callable(getattr(backbone, "build_network", None))
 
 

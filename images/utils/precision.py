@@ -52,15 +52,17 @@ _NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def _master_weight_getter(compute_dtype):
-    def getter(base_getter, name, *args, **kwargs):
+    # TF passes the next getter as ``getter=`` when this is the only custom getter in effect
+    # and positionally when it wraps another: the parameter keeps that name for both.
+    def master_getter(getter, name, *args, **kwargs):
         requested = kwargs.get("dtype")
         trainable = kwargs.get("trainable", True)
         if requested is not None and requested.base_dtype == compute_dtype and trainable:
             kwargs["dtype"] = tf.float32
-            var = base_getter(name, *args, **kwargs)
+            var = getter(name, *args, **kwargs)
             return tf.cast(var, compute_dtype, name=name.split("/")[-1] + "_cast")
-        return base_getter(name, *args, **kwargs)
-    return getter
+        return getter(name, *args, **kwargs)
+    return master_getter
 
 
 @contextlib.contextmanager

@@ -31,12 +31,15 @@ def command_line(name, size, train_dir):
 
     Gradients are clipped: with two examples per batch, the batch norms of maps shrunk to 1x1
     see two values each, and an unclipped first step can throw the loss to 1e9 (finite, but no
-    sign of training).
+    sign of training).  ``--use_bf16=False``: the trainer's default on a CPU with bfloat16
+    instructions is oneDNN's bfloat16 rewrite, which takes minutes and gigabytes to build the
+    largest networks; the precision sweep (tests/test_precision.py) covers 16-bit training of
+    every network, and float32 here keeps the run the same on every CI machine.
     """
     return ["train_image_classifiers.py", "--model_name=%s" % name, "--dataset_name=mock",
             "--num_classes=5", "--train_image_size=%d" % size, "--batch_size=2",
             "--stop_at_step=%d" % STEPS, "--log_loss_every_n_iters=1", "--optimizer=momentum",
-            "--learning_rate=0.01", "--max_gradient_norm=5",
+            "--learning_rate=0.01", "--max_gradient_norm=5", "--use_bf16=False",
             "--hooks=StopAtStepHook,LoggingTensorHook",
             "--save_summaries_steps=0", "--enable_paisoar=False", "--random_seed=1",
             "--train_dir=%s" % train_dir]
