@@ -115,7 +115,7 @@ def test_prediction_op_names_and_end_points():
         (mobilenet_v2.mobilenet_v2_035, [2, 64, 64, 3], {"is_training": True},
          "MobilenetV2/Predictions/Reshape_1",
          {"layer_1": [2, 32, 32, 16], "layer_18/output": [2, 2, 2, 112],
-          "layer_18/expansion_output": [2, 2, 2, 576], "layer_19": [2, 2, 2, 1280],
+          "layer_18/expansion_output": [2, 2, 2, 336], "layer_19": [2, 2, 2, 1280],
           "global_pool": [2, 1, 1, 1280], "Logits": [2, 7]}),
     ]
     for fn, shape, kwargs, prediction, expected in cases:
@@ -137,7 +137,7 @@ def test_large_networks_end_points_and_prediction_names():
          {"PreAuxLogits": [1, 5, 5, 1088], "Conv2d_7b_1x1": [1, 2, 2, 1536],
           "AuxLogits": [1, 7], "global_pool": [1, 1, 1, 1536]}),
         (pnasnet.build_pnasnet_mobile, [1, 75, 75, 3], "final_layer/predictions",
-         {"Stem": [1, 9, 9, 270], "Cell_8": [1, 3, 3, 1080], "AuxLogits": [1, 7],
+         {"Stem": [1, 10, 10, 135], "Cell_8": [1, 3, 3, 1080], "AuxLogits": [1, 7],
           "global_pool": [1, 1080]}),
     ]
     for fn, shape, prediction, expected in cases:

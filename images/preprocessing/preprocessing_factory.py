@@ -5,7 +5,8 @@ image ``[height, width, C']``; training mode may be random, evaluation mode is d
 
 Four preprocessings exist (cifarnet, inception, lenet, vgg).  As in TF-slim and FastNN, a network's
 name also names its preprocessing (``--preprocessing_name=resnet_v1_50`` is vgg's): FastNN's map
-has 33 names, and ``nasnet_cifar``, which FastNN lacked, takes cifarnet's.
+has 33 names, ``nasnet_cifar``, which FastNN lacked, takes cifarnet's, and the IR-ResNets
+inception's.
 """
 import fnmatch
 from typing import Callable, Dict, List
@@ -34,6 +35,10 @@ _ALIASES: Dict[str, str] = {
     "resnet_v1_50": "vgg", "resnet_v1_101": "vgg", "resnet_v1_152": "vgg", "resnet_v1_200": "vgg",
     "resnet_v2_50": "vgg", "resnet_v2_101": "vgg", "resnet_v2_152": "vgg", "resnet_v2_200": "vgg",
     "vgg_a": "vgg", "vgg_16": "vgg", "vgg_19": "vgg",
+    # PLSC's face backbones (not in FastNN's map): inception's [-1, 1] scaling, as PLSC's
+    # (pixel - 127.5) / 128 within half a percent.
+    "irresnet_50": "inception", "irresnet_100": "inception", "irresnet_101": "inception",
+    "irresnet_152": "inception",
 }
 
 

@@ -32,6 +32,7 @@ import images  # noqa: E402,F401  (compat shim)
 from images import training  # noqa: E402
 from images.models import model_factory  # noqa: E402
 from images.utils import losses, precision  # noqa: E402
+import worker_memory  # noqa: E402  (beside this script)
 
 NUM_CLASSES, MAX_STEPS = 5, 6
 # Batch norm over two examples of 1x1 maps makes the initial gradients large (about 2e3 for
@@ -91,20 +92,20 @@ def run_one(name, dtype_name, size, batch, options):
 
 def main(argv):
     out, specs = argv[1], argv[2:]
-    with open(out, "a", encoding="utf-8") as f:
-        for spec in specs:
-            name, dtype_name, size, batch, *rest = spec.split(":", 4)
-            options = json.loads(rest[0]) if rest else {}
-            start, cpu = time.time(), time.process_time()
-            try:
-                outcome = run_one(name, dtype_name, int(size), int(batch), options)
-            except Exception:  # noqa: B902  (any failure is this network's result)
-                outcome = {"name": name, "dtype": dtype_name, "size": int(size),
-                           "error": traceback.format_exc()[-3000:]}
-            outcome["seconds"] = round(time.time() - start, 1)
-            outcome["cpu_seconds"] = round(time.process_time() - cpu, 1)
+    for i, spec in enumerate(specs):
+        name, dtype_name, size, batch, *rest = spec.split(":", 4)
+        options = json.loads(rest[0]) if rest else {}
+        start, cpu = time.time(), time.process_time()
+        try:
+            outcome = run_one(name, dtype_name, int(size), int(batch), options)
+        except Exception:  # noqa: B902  (any failure is this network's result)
+            outcome = {"name": name, "dtype": dtype_name, "size": int(size),
+                       "error": traceback.format_exc()[-3000:]}
+        outcome["seconds"] = round(time.time() - start, 1)
+        outcome["cpu_seconds"] = round(time.process_time() - cpu, 1)
+        with open(out, "a", encoding="utf-8") as f:
             f.write(json.dumps(outcome) + "\n")
-            f.flush()
+        worker_memory.restart_if_large(os.path.abspath(__file__), [out], specs[i + 1:])
 
 
 if __name__ == "__main__":

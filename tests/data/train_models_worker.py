@@ -21,6 +21,7 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import train_image_classifiers as trainer  # noqa: E402
+import worker_memory  # noqa: E402  (beside this script)
 from images import training  # noqa: E402
 
 STEPS = 2
@@ -87,11 +88,11 @@ def run_one(name, size, root):
 
 def main(argv):
     out, root, specs = argv[1], argv[2], argv[3:]
-    with open(out, "a", encoding="utf-8") as f:
-        for spec in specs:
-            name, size = spec.split(":")
+    for i, spec in enumerate(specs):
+        name, size = spec.split(":")
+        with open(out, "a", encoding="utf-8") as f:
             f.write(json.dumps(run_one(name, int(size), root)) + "\n")
-            f.flush()
+        worker_memory.restart_if_large(os.path.abspath(__file__), [out, root], specs[i + 1:])
 
 
 if __name__ == "__main__":
