@@ -8,6 +8,7 @@ serving/server/plsc_serving/run, serving/client/face_service) is checked through
 import base64
 import inspect
 import json
+import logging
 import os
 import sys
 
@@ -277,11 +278,18 @@ def test_label_txt_epochs_checkpoints_and_test_after_train(label_data, tmp_path,
     ins.set_warmup_epochs(1)
     ins.set_val_targets("tiny,agedb_30")  # agedb_30.bin is missing: skipped with a warning
     ins.set_test_period(4)
-    with ins.trainer() as t:
-        assert (t.steps_per_epoch, t.total_steps, t.warmup_steps, t.save_steps) == (8, 16, 8, 8)
-        assert t.data_format == "label_txt" and t.val_targets == ["tiny"]
-        assert t.fit() == 16
-        assert sorted(t.results) == [12, 16]  # every test_period steps after the restart
+    # The entry's logging setup stops "fastnn" records reaching the root logger, where caplog
+    # listens: listen on "fastnn" itself.
+    logging.getLogger("fastnn").addHandler(caplog.handler)
+    try:
+        with ins.trainer() as t:
+            assert (t.steps_per_epoch, t.total_steps, t.warmup_steps, t.save_steps) == (
+                8, 16, 8, 8)
+            assert t.data_format == "label_txt" and t.val_targets == ["tiny"]
+            assert t.fit() == 16
+            assert sorted(t.results) == [12, 16]  # every test_period steps after the restart
+    finally:
+        logging.getLogger("fastnn").removeHandler(caplog.handler)
     assert "agedb_30 skipped" in caplog.text
     assert os.path.realpath(str(tmp_path / "Y" / "1")) == os.path.realpath(
         str(tmp_path / "Y" / "ckpt-16"))

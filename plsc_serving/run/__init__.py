@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 log = logging.getLogger("fastnn.serving")
@@ -82,6 +83,10 @@ class PLSCServer:
         self.base_path = None
         self.host = "0.0.0.0"
         self.socket_dir = None
+        # stop() may come from another thread while run_multi is still starting servers: it
+        # must end those too, and the start-up wait must not take their exit for a crash.
+        self._lock = threading.Lock()
+        self._stopped = False
 
     def with_model(self, model_path=None):
         """Sets the model to serve (see :func:`resolve_model_path`)."""
@@ -150,10 +155,13 @@ class PLSCServer:
         else:
             env["CUDA_VISIBLE_DEVICES"] = ""
             where = "the CPU" + (" (no GPU visible)" if self.with_gpu_flag else "")
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+        with self._lock:
+            if self._stopped:
+                return None
+            proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+            self.p_list.append(proc)
+            self.ports.append(int(port))
         print("Start serving on %s port = %d" % (where, int(port)), flush=True)
-        self.p_list.append(proc)
-        self.ports.append(int(port))
         self._wait_ready(proc, int(port))
         return proc
 
@@ -163,6 +171,8 @@ class PLSCServer:
         url = "http://127.0.0.1:%d/v1/models/%s" % (port, MODEL_NAME)
         while time.time() < deadline:
             if proc.poll() is not None:
+                if self._stopped:  # ended by stop(), not crashed
+                    return
                 raise RuntimeError("the model server on port %d exited with %d (see its log "
                                    "above)" % (port, proc.returncode))
             try:
@@ -180,6 +190,7 @@ class PLSCServer:
         if self.run_m:
             self._start(gpu_index, port)
             return 0
+        self._stopped = False
         try:
             self._start(gpu_index, port)
         except BaseException:
@@ -197,8 +208,11 @@ class PLSCServer:
             raise ValueError("run_multi with with_gpu=True takes as many gpu_index_list entries "
                              "as ports (%d != %d)" % (len(gpu_index_list), len(port_list)))
         self.run_m = True
+        self._stopped = False
         try:
             for i, port in enumerate(port_list):
+                if self._stopped:
+                    break
                 self.run(gpu_index=gpu_index_list[i] if self.with_gpu_flag else 0, port=port)
         except BaseException:
             self.stop()
@@ -216,7 +230,8 @@ class PLSCServer:
         try:
             while any(p.poll() is None for p in self.p_list):
                 time.sleep(0.5)
-            log.warning("every model server has exited")
+            if not self._stopped:
+                log.warning("every model server has exited")
         except KeyboardInterrupt:
             print("Server is going to quit", flush=True)
         finally:
@@ -226,10 +241,13 @@ class PLSCServer:
 
     def stop(self, timeout=30.0):
         """Stops every server this object started (SIGTERM: requests in flight finish)."""
-        for proc in self.p_list:
+        with self._lock:
+            self._stopped = True
+            procs = list(self.p_list)
+        for proc in procs:
             if proc.poll() is None:
                 proc.terminate()
-        for proc in self.p_list:
+        for proc in procs:
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
