@@ -232,9 +232,14 @@ def train(cluster, record, dataset):
             FLAGS.hooks) else None),
         files=files, mock_steps=resume_state.mock_batches(FLAGS.num_epochs, samples_per_epoch,
                                                           FLAGS.batch_size, cluster.size))
-    # A finished job restarted leaves every file as it is; without the run's record nothing
-    # says the checkpoint is this model's, so the restore below must prove it first.
-    if plan.complete and run_dir.read_resolved(FLAGS.train_dir):
+    if plan.complete:  # a finished job restarted: leave every file as it is
+        if not run_dir.read_resolved(FLAGS.train_dir):  # no record says it is this model
+            misfit = run_dir.checkpoint_misfit(
+                FLAGS.train_dir, model_factory.get_network_fn(
+                    record.name, num_classes=num_classes, is_training=True),
+                image_size, 1 if FLAGS.use_grayscale else 3)
+            if misfit:
+                raise ValueError(misfit)
         if is_chief:
             log.info("%s", resume_state.completion_message(plan, FLAGS.train_dir))
         return 0

@@ -167,3 +167,7 @@ def test_pretrain_then_finetune_with_default_train_dirs(tmp_path):
     proc = run_script(other, env=env, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "does not fit this model" in proc.stderr and "new --train_dir" in proc.stderr
+    # The same model's run restarted without its record: complete, checked against the model.
+    before = sorted(os.listdir(pretrain_dir))
+    proc = run_script(base + ["--task_type=pretrain", "--stop_at_step=1"], env=env)
+    assert "run complete" in proc.stderr and sorted(os.listdir(pretrain_dir)) == before

@@ -106,6 +106,12 @@ _RESTORE_MARKERS = ("Restoring from checkpoint failed", "not found in checkpoint
                     "Assign requires shapes of both tensors to match")
 
 
+def _misfit_message(train_dir, detail):
+    return ("the checkpoint in --train_dir %s does not fit this model (%s); it was written by "
+            "another run: give this run a new --train_dir (or remove %s to start over)"
+            % (train_dir, detail[:200] or "variables differ", train_dir))
+
+
 def restore_error_message(error, train_dir):
     """One line for a checkpoint in ``train_dir`` that does not fit the graph, else None."""
     text = str(error)
@@ -113,6 +119,30 @@ def restore_error_message(error, train_dir):
         return None
     detail = next((line.strip() for line in text.splitlines()
                    if "not found in checkpoint" in line or "shapes" in line), "")
-    return ("the checkpoint in --train_dir %s does not fit this model (%s); it was written by "
-            "another run: give this run a new --train_dir (or remove %s to start over)"
-            % (train_dir, detail[:200] or "variables differ", train_dir))
+    return _misfit_message(train_dir, detail)
+
+
+def checkpoint_misfit(train_dir, network_fn, image_size, channels):
+    """One line when the latest checkpoint in ``train_dir`` does not hold this network, else None.
+
+    A restarted run that finds its last step already reached trains nothing and builds no
+    graph; without the run's record, only this check says the checkpoint is the same model's.
+
+    Args:
+      train_dir: the folder holding the checkpoint.
+      network_fn: the network as the trainer builds it (``fn(images) -> (logits, end_points)``).
+      image_size: the input side.
+      channels: the input depth.
+    """
+    import tensorflow.compat.v1 as tf
+    stored = dict(tf.train.list_variables(tf.train.latest_checkpoint(train_dir)))
+    with tf.Graph().as_default():
+        network_fn(tf.placeholder(tf.float32, [1, image_size, image_size, channels]))
+        wanted = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+    for name, shape in sorted(wanted.items()):
+        if name not in stored:
+            return _misfit_message(train_dir, "%s not found in checkpoint" % name)
+        if list(stored[name]) != shape:
+            return _misfit_message(train_dir, "%s has shape %s there, %s in this model"
+                                   % (name, list(stored[name]), shape))
+    return None
