@@ -171,10 +171,16 @@ def main(argv):
     del argv
     try:
         os.environ.update(fastnn_flags.horovod_env(FLAGS.tensor_fusion_max_bytes))
+        unfused = distributed.reproducible_sums_env(FLAGS.random_seed is not None)
+        os.environ.update(unfused)
         cluster = distributed.init_cluster(FLAGS.enable_paisoar)
     except ValueError as e:
         raise app.UsageError(str(e))
     training.setup_logging(cluster.rank)
+    if unfused and cluster.distributed and cluster.is_chief:
+        log.info("--random_seed with %d workers: tensor fusion off (HOROVOD_FUSION_THRESHOLD=0) "
+                 "so that gradients are summed in one fixed order and runs repeat bit for bit; "
+                 "--tensor_fusion_max_bytes=N turns it back on", cluster.size)
     try:
         resolve_fastnn_flags(cluster)
         record, dataset = check_flags()

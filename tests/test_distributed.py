@@ -39,6 +39,20 @@ def test_paisoar_off_under_horovodrun_is_refused():
         distributed.init_cluster(False, environ=env)
 
 
+def test_seeded_launch_of_more_than_two_workers_sums_unfused():
+    # Fusion makes the order of a 3+ worker sum depend on timing; a seeded run needs one order.
+    from images.utils import distributed
+    four = {"HOROVOD_RANK": "0", "HOROVOD_SIZE": "4"}
+    assert distributed.reproducible_sums_env(True, four) == {"HOROVOD_FUSION_THRESHOLD": "0"}
+    assert distributed.reproducible_sums_env(False, four) == {}
+    # Two workers' sum is exact in either order; one worker has none.
+    assert distributed.reproducible_sums_env(True, dict(four, HOROVOD_SIZE="2")) == {}
+    assert distributed.reproducible_sums_env(True, {}) == {}
+    # An explicit threshold (--tensor_fusion_max_bytes or the environment) wins.
+    assert distributed.reproducible_sums_env(
+        True, dict(four, HOROVOD_FUSION_THRESHOLD="8388608")) == {}
+
+
 def test_bad_distributed_options_are_refused(graph):
     import tensorflow.compat.v1 as tf
     from images.utils import distributed

@@ -69,6 +69,29 @@ def launched_by_horovodrun(environ=None):
     return launched_size(environ) > 1
 
 
+def reproducible_sums_env(seeded, environ=None):
+    """``HOROVOD_FUSION_THRESHOLD=0`` for a seeded launch of more than two workers, else ``{}``.
+
+    Horovod fuses the gradients that are ready in one cycle into one buffer, and which ones share
+    a buffer depends on timing; the ring allreduce then sums an element's contributions in an
+    order set by its offset in that buffer.  Two workers' sum is exact in either order; from three
+    on, float rounding then differs from run to run (up to 1e-2 in a momentum slot of lenet after
+    six steps, through ReLU and dropout thresholds), so ``--random_seed``'s promise (a resumed run
+    ends with the uninterrupted run's weights, bit for bit) would not hold.  Each tensor reduced
+    alone is summed in one fixed order.  An explicit ``--tensor_fusion_max_bytes`` or
+    ``HOROVOD_FUSION_THRESHOLD`` wins.
+
+    Args:
+      seeded: ``--random_seed`` was given.
+      environ: the environment to inspect (default ``os.environ``), after the flags' own
+        Horovod variables were applied.
+    """
+    environ = os.environ if environ is None else environ
+    if not seeded or "HOROVOD_FUSION_THRESHOLD" in environ or launched_size(environ) <= 2:
+        return {}
+    return {"HOROVOD_FUSION_THRESHOLD": "0"}
+
+
 def init_cluster(enable_distributed, environ=None):
     """Initialises Horovod for a multi-rank launch; else returns a one-worker :class:`Cluster`.
 
