@@ -363,8 +363,7 @@ def train(cluster, record, dataset):
                 ignore_missing_vars=FLAGS.ignore_missing_vars, averages=averages)
         scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn)
         hook_names = hooks_lib.parse_hook_names(FLAGS.hooks)
-        total_steps = progress.expected_steps(FLAGS.stop_at_step, "StopAtStepHook" in hook_names,
-                                              FLAGS.num_epochs, samples_per_epoch, global_batch)
+        total_steps = plan.last_step  # where the run stops: the share and ETA end at 100%
         hooks = hooks_lib.build_hooks(
             hook_names, log_tensors={"global_step": global_step, "loss": total_loss, "accuracy": accuracy,
                          "learning_rate": learning_rate},

@@ -149,6 +149,18 @@ def test_record_counts_follow_the_sharding_rule(small_digits):
 
 
 # ----------------------------------------------------------------------------- one worker
+def test_progress_counts_the_steps_the_data_gives(small_digits, tmp_path):
+    # Two epochs of 40 records in batches of 12: the last partial batch is dropped, so the run
+    # ends at step 6 (not 80 / 12 rounded up), and the progress line reaches 100% there.
+    train_dir = str(tmp_path / "epochs")
+    args = [a for a in trainer_args(small_digits, train_dir)
+            if not a.startswith(("--batch_size", "--num_epochs"))]
+    proc = run_script(["train_image_classifiers.py", "--batch_size=12", "--num_epochs=2"] + args)
+    assert tf.train.latest_checkpoint(train_dir).endswith("model.ckpt-6")
+    steps = [ln.split(" INFO ")[1] for ln in proc.stderr.splitlines() if " INFO step=" in ln]
+    assert steps[-1].startswith("step=6, 100.0% of 6 steps"), steps
+
+
 def test_killed_and_resumed_run_ends_bit_exact_and_a_finished_run_stays_finished(
         small_digits, tmp_path):
     straight = str(tmp_path / "straight")

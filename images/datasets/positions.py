@@ -66,11 +66,21 @@ _FOOTER = 4
 _LENGTH = struct.Struct("<Q")
 
 
-def count_records(path):
+def count_records(path, whole=False):
     """Complete records in one TFRecord file (a cut-off last record is not counted).
 
     Local files are counted by their framing headers; other file systems (``gs://`` ...)
     through a read of the file.
+
+    Args:
+      path: the file.
+      whole: refuse a local file that ends inside a record instead of leaving that record out
+        (a truncated or compressed file).
+
+    Raises:
+      FileNotFoundError: the file does not exist.
+      BadInputDataError: it cannot be read, or, with ``whole``, it is not a whole uncompressed
+        TFRecord file.
     """
     if "://" in path:
         return int(tf.data.TFRecordDataset(path).reduce(0, lambda n, _: n + 1))
@@ -91,6 +101,11 @@ def count_records(path):
         raise FileNotFoundError("input file %s does not exist" % path) from None
     except (OSError, ValueError) as e:
         raise _unreadable(path, e) from None
+    if whole and offset != size:
+        raise BadInputDataError(
+            "input file %s is not a whole uncompressed TFRecord file: its record %d runs past "
+            "the end (truncated, or compressed). Convert the dataset again, or leave the file "
+            "out of the input files" % (path, count + 1))
     return count
 
 

@@ -7,7 +7,6 @@ throughput and the ETA (:func:`format_duration`); :func:`outcome_text` says at t
 without claiming a checkpoint that was never written.
 """
 import logging
-import math
 import time
 
 import tensorflow.compat.v1 as tf
@@ -24,25 +23,6 @@ def format_duration(seconds):
         return "%dm%02ds" % divmod(seconds, 60)
     hours, rest = divmod(seconds, 3600)
     return "%dh%02dm" % (hours, rest // 60)
-
-
-def expected_steps(stop_at_step, stops_at_step, num_epochs, samples_per_epoch,
-                   global_batch_size):
-    """The global step the run will end at when that is known in advance, else None.
-
-    Args:
-      stop_at_step: ``--stop_at_step``.
-      stops_at_step: the StopAtStepHook runs (it is in ``--hooks``).
-      num_epochs: ``--num_epochs``.
-      samples_per_epoch: examples in one epoch over all workers, or None when unknown.
-      global_batch_size: examples per step over all workers.
-    """
-    candidates = []
-    if stops_at_step and stop_at_step:
-        candidates.append(stop_at_step)
-    if num_epochs and samples_per_epoch:
-        candidates.append(int(math.ceil(num_epochs * samples_per_epoch / global_batch_size)))
-    return min(candidates) if candidates else None
 
 
 def share_text(step, total_steps):

@@ -3,41 +3,16 @@
 Epoch-based learning-rate decay needs the number of examples in an epoch.  The registry knows it
 for a whole split; files named with ``--train_files`` (or FastNN's ``--file_pattern``) are counted
 here instead, so the schedule does not depend on how the files were named.  Counting walks the
-TFRecord framing (a length, its CRC, the data, its CRC) without reading the data, and the result
-is cached beside the data in ``.fastnn_record_counts.json`` (keyed by file name, size and
-modification time), so the count happens once per file.
+TFRecord framing without reading the data (:func:`images.datasets.positions.count_records`), and
+the result is cached beside the data in ``.fastnn_record_counts.json`` (keyed by file name, size
+and modification time), so the count happens once per file.
 """
 import json
 import os
-import struct
+
+from images.datasets import positions
 
 CACHE_NAME = ".fastnn_record_counts.json"
-
-_HEADER = 12  # uint64 length + uint32 masked CRC of the length
-_FOOTER = 4   # uint32 masked CRC of the data
-
-
-def count_tfrecords(path):
-    """Records in one uncompressed TFRecord file.
-
-    Raises:
-      ValueError: the file is not a whole uncompressed TFRecord file (truncated, or compressed).
-    """
-    size = os.path.getsize(path)
-    count, offset = 0, 0
-    with open(path, "rb") as f:
-        while offset < size:
-            header = f.read(_HEADER)
-            if len(header) < _HEADER:
-                raise ValueError("%s ends inside a record header (truncated?)" % path)
-            (length,) = struct.unpack("<Q", header[:8])
-            offset += _HEADER + length + _FOOTER
-            if offset > size:
-                raise ValueError("%s is not a whole uncompressed TFRecord file (a record runs "
-                                 "past its end)" % path)
-            f.seek(offset)
-            count += 1
-    return count
 
 
 def _load_cache(folder):
@@ -87,7 +62,7 @@ def count_files(files):
             if not (isinstance(entry, dict) and entry.get("bytes") == stat.st_size
                     and entry.get("mtime_ns") == stat.st_mtime_ns):
                 entry = {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                         "records": count_tfrecords(path)}
+                         "records": positions.count_records(path, whole=True)}
                 cache[key] = entry
                 changed = True
                 counted += 1
