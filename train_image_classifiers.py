@@ -239,9 +239,11 @@ def train(cluster, record, dataset):
         files=files, mock_steps=resume_state.mock_batches(FLAGS.num_epochs, samples_per_epoch,
                                                           FLAGS.batch_size, cluster.size))
     if plan.complete:  # a finished job restarted: leave every file as it is
-        if not run_dir.read_resolved(FLAGS.train_dir):  # no record says it is this model
+        # No record says the checkpoint is this model's: rank 0, the one worker that reads it
+        # (plan.checkpoint is None elsewhere; --train_dir may be on rank 0's host alone), checks.
+        if plan.checkpoint and not run_dir.read_resolved(FLAGS.train_dir):
             misfit = run_dir.checkpoint_misfit(
-                FLAGS.train_dir, model_factory.get_network_fn(
+                plan.checkpoint, FLAGS.train_dir, model_factory.get_network_fn(
                     record.name, num_classes=num_classes, is_training=True),
                 image_size, 1 if FLAGS.use_grayscale else 3)
             if misfit:

@@ -122,20 +122,21 @@ def restore_error_message(error, train_dir):
     return _misfit_message(train_dir, detail)
 
 
-def checkpoint_misfit(train_dir, network_fn, image_size, channels):
-    """One line when the latest checkpoint in ``train_dir`` does not hold this network, else None.
+def checkpoint_misfit(checkpoint, train_dir, network_fn, image_size, channels):
+    """One line when ``checkpoint`` does not hold this network, else None.
 
     A restarted run that finds its last step already reached trains nothing and builds no
     graph; without the run's record, only this check says the checkpoint is the same model's.
 
     Args:
-      train_dir: the folder holding the checkpoint.
+      checkpoint: the checkpoint's path prefix (the latest in ``train_dir``).
+      train_dir: the folder holding it, for the message.
       network_fn: the network as the trainer builds it (``fn(images) -> (logits, end_points)``).
       image_size: the input side.
       channels: the input depth.
     """
     import tensorflow.compat.v1 as tf
-    stored = dict(tf.train.list_variables(tf.train.latest_checkpoint(train_dir)))
+    stored = dict(tf.train.list_variables(checkpoint))
     with tf.Graph().as_default():
         network_fn(tf.placeholder(tf.float32, [1, image_size, image_size, channels]))
         wanted = {v.op.name: v.shape.as_list() for v in tf.global_variables()}

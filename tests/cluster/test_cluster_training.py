@@ -92,6 +92,18 @@ def test_train_dir_exists_only_on_rank0_host(runs):
     assert not os.path.exists(os.path.join(LOCAL, "two"))
 
 
+def test_finished_run_restarted_across_hosts_stays_finished(cluster, runs, digits4):
+    # Only rank 0 can check the checkpoint: h2 has neither it nor the run record.
+    before = sorted(os.listdir(runs["two"]))
+    proc = cluster.horovodrun("h1:2,h2:2", [
+        TRAINER, "--train_dir=" + os.path.join(LOCAL, "two"), "--stop_at_step=6",
+        "--dataset_dir=" + digits4] + LENET)
+    out = proc.stdout + proc.stderr
+    assert "run complete" in out and "Traceback" not in out, out[-3000:]
+    assert not any(rank_steps(out, rank) for rank in range(4))
+    assert sorted(os.listdir(runs["two"])) == before
+
+
 def _write_zero_checkpoint(like, prefix):
     """A checkpoint of ``like``'s model variables, every value zero."""
     import tensorflow.compat.v1 as tf
