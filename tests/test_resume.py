@@ -148,6 +148,17 @@ def test_record_counts_follow_the_sharding_rule(small_digits):
     assert positions.data_end_step([17, 23], 3, 8) == 6
 
 
+def test_data_without_a_full_batch_is_refused(small_digits, tmp_path):
+    from images.utils import distributed, resume_state
+    files = [os.path.join(small_digits, f) for f in FILES]
+    with pytest.raises(ValueError, match=r"--num_epochs=1 of 40 record\(s\) per worker gives "
+                                         r"no full batch of 64: lower --batch_size"):
+        resume_state.plan_run(distributed.Cluster(), str(tmp_path), batch_size=64, num_epochs=1,
+                              files=files)
+    assert resume_state.plan_run(distributed.Cluster(), str(tmp_path), batch_size=64,
+                                 num_epochs=2, files=files).last_step == 1
+
+
 # ----------------------------------------------------------------------------- one worker
 def test_progress_counts_the_steps_the_data_gives(small_digits, tmp_path):
     # Two epochs of 40 records in batches of 12: the last partial batch is dropped, so the run

@@ -82,6 +82,9 @@ def plan_run(cluster, train_dir, *, batch_size, stop_at_step=None, num_epochs=No
       num_epochs: passes over the data.
       files: the training files (every worker's full list), None for generated data.
       mock_steps: steps that generated data lasts (None: forever).
+
+    Raises:
+      ValueError: the files give no full batch in ``num_epochs`` epochs.
     """
     latest = tf.train.latest_checkpoint(train_dir) if cluster.is_chief and train_dir else None
     step = (checkpoint_step(latest) or 0) if latest else 0
@@ -93,6 +96,11 @@ def plan_run(cluster, train_dir, *, batch_size, stop_at_step=None, num_epochs=No
         ends.append((int(stop_at_step), "--stop_at_step=%d" % stop_at_step))
     if files and num_epochs:
         end = positions.data_end_step(sizes, num_epochs, batch_size)
+        if end == 0:  # the partial last batch is dropped: there is no step to train
+            raise ValueError(
+                "--num_epochs=%d of %s record(s) per worker gives no full batch of %d: lower "
+                "--batch_size or raise --num_epochs" % (
+                    num_epochs, "/".join(str(n) for n in sizes), batch_size))
         ends.append((end, "the end of --num_epochs=%d (%s record(s) per epoch per worker, "
                           "batch %d)" % (num_epochs, "/".join(str(n) for n in sizes),
                                          batch_size)))
